@@ -1,0 +1,1 @@
+"""timm-registered backbones.  Importing this package registers every model with timm."""
