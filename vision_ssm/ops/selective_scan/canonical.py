@@ -9,11 +9,11 @@ and writes its output back there.  Any strides are accepted, so a (B, C, H, W) m
 """
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
+from torch.utils.weak import WeakIdKeyDictionary
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 MERGES = ("sum", "none")
@@ -53,7 +53,7 @@ def _check_shape(name, tensor, expected_shapes, description):
 
 
 # Index maps already proven to be permutations, keyed weakly by tensor (checked again if modified).
-_checked_indices: "weakref.WeakKeyDictionary[torch.Tensor, tuple]" = weakref.WeakKeyDictionary()
+_checked_indices = WeakIdKeyDictionary()
 
 
 def check_index(index: torch.Tensor, K: int, length: int, device) -> torch.Tensor:

@@ -1,0 +1,222 @@
+"""The fast pure-PyTorch selective scan (the CPU default).
+
+The sequence is cut into blocks of ``block_len`` steps.  Inside a block the linear recurrence
+h_t = a_t h_{t-1} + x_t is solved by a two-level scan: sub-chunks of T ~ sqrt(block) steps are
+scanned side by side (a Python loop over T, not over every step), then the sub-chunk carries are
+chained.  Only products of decays in (0, 1] appear, so nothing overflows at any length.
+
+Per-token inputs are laid out time-major once (one copy each, never one per direction); each
+block then reads its K·S rows through the index map, and outputs are added back row by row.
+Only the block-boundary states are kept: the backward recomputes each block's states from
+them, walking the blocks in reverse.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .canonical import ScanArgs
+
+DEFAULT_BLOCK_LEN = 256
+
+
+def linear_scan(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+    """All states of h_t = a_t h_{t-1} + x_t along dim 0 (time), starting from h0."""
+    steps = a.shape[0]
+    sub = max(1, math.isqrt(steps - 1) + 1)
+    chunks = -(-steps // sub)
+    pad = chunks * sub - steps
+    if pad:  # identity steps: a = 1, x = 0
+        a = torch.cat([a, a.new_ones((pad,) + a.shape[1:])])
+        x = torch.cat([x, x.new_zeros((pad,) + x.shape[1:])])
+    a = a.view(chunks, sub, *a.shape[1:])
+    x = x.view(chunks, sub, *x.shape[1:])
+    local = torch.empty_like(x)  # scans restarted from zero in every sub-chunk
+    decay = torch.empty_like(a)  # running products of a inside every sub-chunk
+    local[:, 0], decay[:, 0] = x[:, 0], a[:, 0]
+    for t in range(1, sub):
+        torch.addcmul(x[:, t], a[:, t], local[:, t - 1], out=local[:, t])
+        torch.mul(decay[:, t - 1], a[:, t], out=decay[:, t])
+    carries = torch.empty((chunks,) + h0.shape, dtype=x.dtype, device=x.device)
+    carry = h0
+    for c in range(chunks):
+        carries[c] = carry
+        carry = torch.addcmul(local[c, -1], decay[c, -1], carry)
+    states = local.addcmul_(decay, carries.unsqueeze(1))
+    return states.view(chunks * sub, *x.shape[2:])[:steps]
+
+
+def _time_major(t: torch.Tensor, dtype) -> torch.Tensor:
+    """(B, Kx, ..., L) -> contiguous (L, Kx, B, ...) in ``dtype``."""
+    return t.movedim(-1, 0).transpose(1, 2).to(dtype, memory_format=torch.contiguous_format).contiguous()
+
+
+def _from_time_major(t: torch.Tensor) -> torch.Tensor:
+    """(L, Kx, B, ...) -> (B, Kx, ..., L) view."""
+    return t.transpose(1, 2).movedim(0, -1)
+
+
+class _Rows:
+    """Row indices of a block's steps in time-major (L·Kx, ...) tensors, in (S, K) order."""
+
+    def __init__(self, pos: torch.Tensor):  # pos (K, S)
+        K = pos.shape[0]
+        self.shape = (pos.shape[1], K)
+        self.shared = pos.t().reshape(-1)  # position only: tensors shared by the K directions
+        self.own = (pos.t() * K + torch.arange(K, device=pos.device)).reshape(-1)
+
+    def read(self, tm: torch.Tensor) -> torch.Tensor:
+        """(L, Kx, B, ...) -> (S, K, B, ...) for this block's steps."""
+        rows = self.shared if tm.shape[1] == 1 else self.own
+        return tm.flatten(0, 1).index_select(0, rows).view(*self.shape, *tm.shape[2:])
+
+    def add(self, tm: torch.Tensor, values: torch.Tensor):
+        """Adds (S, K, B, ...) values at the block's rows of (L, Kx, B, ...) (summing directions if Kx=1)."""
+        rows = self.shared if tm.shape[1] == 1 else self.own
+        tm.view(-1, *tm.shape[2:]).index_add_(0, rows, values.reshape(-1, *values.shape[2:]))
+
+
+class _Prepared:
+    """Inputs in compute layout: per-token tensors time-major, parameters broadcastable."""
+
+    def __init__(self, args: ScanArgs):
+        batch, K, dim, length, N, groups = args.shape
+        self.cdt = torch.float64 if args.u.dtype == torch.float64 else torch.float32
+        self.split = (groups, dim // groups)
+        tm = lambda t: None if t is None else _time_major(t, self.cdt)  # noqa: E731
+        self.u, self.delta, self.z = tm(args.u), tm(args.delta), tm(args.z)  # (L, Kx, B, D)
+        self.B, self.C = tm(args.B), tm(args.C)  # (L, K, B, G, N)
+        param = lambda t, last: None if t is None else t.to(self.cdt).view(K, 1, *self.split, last)  # noqa: E731
+        self.A = param(args.A, N)  # (K, 1, G, Dg, N)
+        self.D = param(args.D, 1)
+        self.bias = param(args.delta_bias, 1)
+        self.softplus = args.delta_softplus
+        index = args.index if args.index is not None else torch.arange(length, device=args.u.device).expand(K, length)
+        self.index = index
+        self.state_shape = (K, batch, groups, dim // groups, N)
+
+    def block(self, rows: _Rows):
+        """(u, dt, pre-activation delta, B, C, z) of a block, shaped (S, K, B, G, Dg, 1|N)."""
+        chan = lambda t: None if t is None else rows.read(t).unflatten(-1, self.split).unsqueeze(-1)  # noqa: E731
+        u, delta, z = chan(self.u), chan(self.delta), chan(self.z)
+        pre = delta if self.bias is None else delta + self.bias
+        dt = F.softplus(pre) if self.softplus else pre
+        Bm, Cm = rows.read(self.B).unsqueeze(-2), rows.read(self.C).unsqueeze(-2)
+        return u, dt, pre, Bm, Cm, z
+
+
+def _over_steps_and_batch(t: torch.Tensor) -> torch.Tensor:
+    """(S, K, B, ...) -> (K, 1, ...), the shape of per-direction parameters."""
+    return t.sum(0).sum(1, keepdim=True)
+
+
+def _blocks(length: int, block_len: int):
+    return [(s, min(s + block_len, length)) for s in range(0, length, block_len)]
+
+
+def chunked_forward(args: ScanArgs, block_len: int = DEFAULT_BLOCK_LEN):
+    """Returns (y, last_state (B, K, D, N), block_states (nblocks, B, K, D, N)); y like the reference."""
+    batch, K, dim, length, N, groups = args.shape
+    p = _Prepared(args)
+    y = torch.zeros((length, 1 if args.merge == "sum" else K, batch, dim), dtype=p.cdt, device=args.u.device)
+    h = torch.zeros(p.state_shape, dtype=p.cdt, device=args.u.device)
+    block_states = []
+    for start, stop in _blocks(length, block_len):
+        block_states.append(h)
+        rows = _Rows(p.index[:, start:stop])
+        u, dt, _, Bm, Cm, z = p.block(rows)
+        states = linear_scan(torch.exp(dt * p.A), dt * u * Bm, h)
+        h = states[-1]
+        out = (states * Cm).sum(-1)
+        if p.D is not None:
+            out = out.addcmul_(p.D.squeeze(-1), u.squeeze(-1))
+        if z is not None:
+            out = out * F.silu(z.squeeze(-1))
+        rows.add(y, out.flatten(-2))
+    y = _from_time_major(y)
+    y = y[:, 0] if args.merge == "sum" else y
+    to_bkdn = lambda s: s.flatten(-3, -2).transpose(-3, -4)  # (.., K, B, D, N) -> (.., B, K, D, N)  # noqa: E731
+    return y, to_bkdn(h), to_bkdn(torch.stack(block_states))
+
+
+def chunked_backward(args: ScanArgs, block_states, grad_y, grad_last, block_len: int = DEFAULT_BLOCK_LEN):
+    """Gradients of (u, delta, A, B, C, D, z, delta_bias), in the canonical shapes and input dtypes."""
+    batch, K, dim, length, N, groups = args.shape
+    p = _Prepared(args)
+    grad_y = _time_major(grad_y.unsqueeze(1) if args.merge == "sum" else grad_y, p.cdt)
+    zeros = lambda t: None if t is None else torch.zeros_like(t)  # noqa: E731
+    g_u, g_delta, g_z, g_B, g_C = zeros(p.u), zeros(p.delta), zeros(p.z), zeros(p.B), zeros(p.C)
+    g_A, g_D, g_bias = zeros(p.A), zeros(p.D), zeros(p.bias)
+    from_bkdn = lambda s: s.transpose(-3, -4).unflatten(-2, p.split)  # noqa: E731
+    block_states = from_bkdn(block_states.to(p.cdt))
+    lam_carry = torch.zeros(p.state_shape, dtype=p.cdt, device=args.u.device)
+    if grad_last is not None:
+        lam_carry += from_bkdn(grad_last.to(p.cdt))
+    ranges = _blocks(length, block_len)
+    for i in reversed(range(len(ranges))):
+        start, stop = ranges[i]
+        rows = _Rows(p.index[:, start:stop])
+        u, dt, pre, Bm, Cm, z = p.block(rows)
+        a = torch.exp(dt * p.A)
+        dtu = dt * u
+        h0 = block_states[i]
+        states = linear_scan(a, dtu * Bm, h0)
+        gy = rows.read(grad_y).unflatten(-1, p.split).unsqueeze(-1)  # (S, K, B, G, Dg, 1)
+        if z is not None:
+            y = (states * Cm).sum(-1, keepdim=True)
+            if p.D is not None:
+                y = y + p.D * u
+            sig = torch.sigmoid(z)
+            rows.add(g_z, (gy * y * sig * (1 + z * (1 - sig))).flatten(-3))
+            gy = gy * z * sig
+        if p.D is not None:
+            g_D += _over_steps_and_batch(gy * u)
+            g_u_blk = gy * p.D
+        else:
+            g_u_blk = torch.zeros_like(u)
+        rows.add(g_C, (gy * states).sum(-2))
+        # adjoint lam_t = C_t gy_t + a_{t+1} lam_{t+1}, scanned backwards in time
+        a_next = torch.cat([torch.ones_like(a[:1]), a[1:].flip(0)])
+        lam = linear_scan(a_next, (gy * Cm).flip(0), lam_carry).flip(0)
+        lam_carry = a[0] * lam[0]
+        g_u_blk += (lam * Bm).sum(-1, keepdim=True) * dt
+        rows.add(g_u, g_u_blk.flatten(-3))
+        rows.add(g_B, (lam * dtu).sum(-2))
+        g_dA = lam * a * torch.cat([h0.unsqueeze(0), states[:-1]])
+        g_A += _over_steps_and_batch(g_dA * dt)
+        g_dt = (lam * Bm).sum(-1, keepdim=True) * u + (g_dA * p.A).sum(-1, keepdim=True)
+        g_pre = g_dt * torch.sigmoid(pre) if p.softplus else g_dt
+        if g_bias is not None:
+            g_bias += _over_steps_and_batch(g_pre)
+        rows.add(g_delta, g_pre.flatten(-3))
+    back = lambda g: None if g is None else _from_time_major(g)  # noqa: E731
+    param = lambda g, *shape: None if g is None else g.view(*shape)  # noqa: E731
+    grads = [back(g_u), back(g_delta), param(g_A, K, dim, N), back(g_B), back(g_C),
+             param(g_D, K, dim), back(g_z), param(g_bias, K, dim)]
+    return [None if g is None else g.to(t.dtype) for g, t in zip(grads, args.tensors())]
+
+
+class _ChunkedScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, index, softplus, merge, block_len):
+        args = ScanArgs(u, delta, A, B, C, D, z, delta_bias, softplus, index, merge)
+        y, last, block_states = chunked_forward(args, block_len)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, index, block_states)
+        ctx.options = (softplus, merge, block_len)
+        ctx.mark_non_differentiable(block_states)
+        return y.to(u.dtype), last, block_states
+
+    @staticmethod
+    def backward(ctx, grad_y, grad_last, _):
+        *tensors, index, block_states = ctx.saved_tensors
+        softplus, merge, block_len = ctx.options
+        args = ScanArgs(*tensors, softplus, index, merge)
+        grads = chunked_backward(args, block_states, grad_y, grad_last, block_len)
+        return (*grads, None, None, None, None)
+
+
+def selective_scan_chunked(args: ScanArgs, return_last_state: bool = False, block_len: int = DEFAULT_BLOCK_LEN):
+    y, last, _ = _ChunkedScan.apply(*args.tensors(), args.index, args.delta_softplus, args.merge, block_len)
+    return y, (last if return_last_state else None)
