@@ -1,1 +1,3 @@
 """Layers shared by the backbones: SS2D (VMamba), the bidirectional Mamba mixer (Vim), norms, embeddings."""
+from .bimamba import BiMamba, direction_param_names, direction_suffix  # noqa: F401
+from .pos_embed import insert_mid_token, mid_index, resample_pos_embed_mid_cls, split_mid_token  # noqa: F401

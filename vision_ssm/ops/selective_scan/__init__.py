@@ -39,6 +39,7 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
+@torch.compiler.disable  # one opaque call for torch.compile: never unrolled into the graph
 def _run(args: ScanArgs, return_last_state: bool, backend: str):
     if backend == "ref":
         from .reference import selective_scan_ref

@@ -217,6 +217,7 @@ class _ChunkedScan(torch.autograd.Function):
         return (*grads, None, None, None, None)
 
 
-def selective_scan_chunked(args: ScanArgs, return_last_state: bool = False, block_len: int = DEFAULT_BLOCK_LEN):
+def selective_scan_chunked(args: ScanArgs, return_last_state: bool = False, block_len: int | None = None):
+    block_len = block_len or DEFAULT_BLOCK_LEN
     y, last, _ = _ChunkedScan.apply(*args.tensors(), args.index, args.delta_softplus, args.merge, block_len)
     return y, (last if return_last_state else None)

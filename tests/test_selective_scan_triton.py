@@ -1,0 +1,454 @@
+"""The fused Triton selective scan against the sequential reference (float64), forward and
+every gradient.  Without CUDA the kernels run in Triton's CPU interpreter (TRITON_INTERPRET=1,
+set below before triton is imported), so shapes are tiny and BLOCK_L is forced to 8 so that
+sequences span several chunks."""
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import importlib  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+triton = pytest.importorskip("triton")
+import triton.language as tl  # noqa: E402
+
+from vision_ssm.ops.selective_scan import selective_scan  # noqa: E402
+from vision_ssm.ops.selective_scan.canonical import ScanArgs, canonicalize  # noqa: E402
+from vision_ssm.ops.selective_scan.reference import selective_scan_ref  # noqa: E402
+
+tk = importlib.import_module("vision_ssm.ops.selective_scan.triton_kernels")
+
+CUDA = torch.cuda.is_available()
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+DEVICE = "cuda" if CUDA else "cpu"
+if not CUDA and not INTERPRET:
+    pytest.skip("needs CUDA or TRITON_INTERPRET=1", allow_module_level=True)
+
+TOL = {torch.float32: (6e-4, 2e-3), torch.float16: (3e-3, 5e-3), torch.bfloat16: (3e-2, 5e-2)}
+GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+
+
+# ----------------------------------------------------------------------------------------------
+# Interpreter speed-up.  Triton's interpreter evaluates a scan with a user combine function one
+# *element* at a time (a Python call per element); this replacement walks the scan axis and
+# applies the same combine function to whole slices, in the same order, which is the same
+# computation for element-wise combine functions.  `test_fast_interpreter_scan_is_exact`
+# checks it against the stock implementation.
+# ----------------------------------------------------------------------------------------------
+
+def _sliced_generic_scan(self, inputs):
+    datas = [arg.handle.data for arg in inputs]
+    axis = self.axis
+    length = datas[0].shape[axis]
+
+    def at(i):
+        return (slice(None),) * axis + (i,)
+
+    outs = [np.empty_like(d) for d in datas]
+    acc = [d[at(0)] for d in datas]
+    for o, a in zip(outs, acc):
+        o[at(0)] = a
+    for i in range(1, length):
+        acc_t = tuple(self.to_tensor(np.asarray(a), x.dtype) for a, x in zip(acc, inputs))
+        cur_t = tuple(self.to_tensor(np.asarray(d[at(i)]), x.dtype) for d, x in zip(datas, inputs))
+        ret = self.combine_fn.fn(*acc_t, *cur_t)
+        ret = ret if isinstance(ret, tuple) else (ret,)
+        acc = [r.handle.data if isinstance(r, tl.core.tensor) else np.asarray(r) for r in ret]
+        acc = [np.broadcast_to(a.reshape(o[at(i)].shape) if a.size == o[at(i)].size else a,
+                               o[at(i)].shape) for a, o in zip(acc, outs)]
+        for o, a in zip(outs, acc):
+            o[at(i)] = a
+    return [self.to_tensor(o, x.dtype) for o, x in zip(outs, inputs)]
+
+
+try:
+    from triton.runtime import interpreter as _interp
+    _STOCK_SCAN = _interp.ScanOps.generic_scan
+except (ImportError, AttributeError):  # a Triton without this internal: keep the slow path
+    _interp, _STOCK_SCAN = None, None
+
+
+@pytest.fixture(autouse=True)
+def _small_chunks(monkeypatch):
+    monkeypatch.setattr(tk, "BLOCK_L_OVERRIDE", 8)
+    monkeypatch.setattr(tk, "BLOCK_D_OVERRIDE", 4)
+    if INTERPRET and _STOCK_SCAN is not None:
+        monkeypatch.setattr(_interp.ScanOps, "generic_scan", _sliced_generic_scan)
+    yield
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs
+# ----------------------------------------------------------------------------------------------
+
+def _per_token(shape_lead, dim_sizes, L, dtype, layout, gen, scale=1.0, offset=0.0, uniform=False):
+    """A tensor of logical shape (*shape_lead, *dim_sizes, L); 'permuted' stores L before the
+    channel dims (a channels-last view)."""
+    if layout == "permuted":
+        storage = (*shape_lead, L, *dim_sizes)
+        x = torch.rand(storage, generator=gen) if uniform else torch.randn(storage, generator=gen)
+        nd = len(shape_lead)
+        perm = list(range(nd)) + [nd + 1 + i for i in range(len(dim_sizes))] + [nd]
+        x = x.permute(perm)
+    else:
+        full = (*shape_lead, *dim_sizes, L)
+        x = torch.rand(full, generator=gen) if uniform else torch.randn(full, generator=gen)
+    x = (x * scale + offset).to(dtype)
+    return x.to(DEVICE)
+
+
+def make_case(batch=2, K=1, dim=5, L=19, N=4, G=1, Ku=None, Kz=None, has_D=True, has_z=True,
+              has_bias=True, softplus=True, dtype=torch.float32, index=False, merge="sum",
+              plain=False, layout="contiguous", seed=0):
+    """Returns (kwargs for selective_scan, names of the differentiable tensors)."""
+    gen = torch.Generator().manual_seed(seed)
+    Ku = K if Ku is None else Ku
+    Kz = Ku if Kz is None else Kz
+    f32 = torch.float32
+    if plain:
+        assert K == 1 and not index
+        lead, lead_k = (batch,), ()
+    else:
+        lead, lead_k = (batch, K), (K,)
+    u = _per_token((batch,) if (plain or Ku == 1) else (batch, Ku), (dim,), L, dtype, layout, gen)
+    delta = _per_token(lead, (dim,), L, dtype, layout, gen, scale=0.5, uniform=True)
+    bc_dims = (N,) if G == 1 else (G, N)
+    Bm = _per_token(lead, bc_dims, L, dtype, layout, gen)
+    Cm = _per_token(lead, bc_dims, L, dtype, layout, gen)
+    A = (-0.5 * torch.rand((*lead_k, dim, N), generator=gen)).to(f32).to(DEVICE)
+    kw = dict(u=u, delta=delta, A=A, B=Bm, C=Cm, delta_softplus=softplus, merge=merge)
+    if has_D:
+        kw["D"] = torch.randn((*lead_k, dim), generator=gen).to(f32).to(DEVICE)
+    if has_z:
+        kw["z"] = _per_token((batch,) if (plain or Kz == 1) else (batch, Kz), (dim,), L, dtype, layout, gen)
+    if has_bias:
+        kw["delta_bias"] = (0.1 * torch.rand((*lead_k, dim), generator=gen)).to(f32).to(DEVICE)
+    if index:
+        kw["index"] = torch.stack([torch.randperm(L, generator=gen) for _ in range(K)]).to(DEVICE)
+    names = [n for n in GRAD_NAMES if n in kw]
+    for n in names:
+        kw[n] = kw[n].detach().requires_grad_()
+    return kw, names
+
+
+def _close(actual, expected, dtype, what):
+    rtol, atol = TOL[dtype]
+    a = actual.detach().double()
+    e = expected.detach().double()
+    assert a.shape == e.shape, f"{what}: shape {tuple(a.shape)} != {tuple(e.shape)}"
+    err = (a - e).abs()
+    bound = atol + rtol * e.abs()
+    assert torch.isfinite(a).all(), f"{what}: non-finite values"
+    worst = (err - bound).max().item()
+    assert worst <= 0, (f"{what}: max |err| {err.max().item():.3e} exceeds atol {atol} + rtol {rtol}"
+                        f" (max |ref| {e.abs().max().item():.3e})")
+
+
+def check_against_ref(kw, names, dtype, return_last_state=True, grads=True, seed=1):
+    """Triton forward (+ backward) vs the float64 reference on the same input values."""
+    y, last = selective_scan(**kw, return_last_state=True, backend="triton")
+    ref_kw = {k: (v.detach().double().requires_grad_() if k in names else v) for k, v in kw.items()}
+    y_ref, last_ref = selective_scan(**ref_kw, return_last_state=True, backend="ref")
+    assert y.dtype == kw["u"].dtype
+    assert last.dtype == torch.float32
+    _close(y, y_ref, dtype, "y")
+    _close(last, last_ref, torch.float32 if dtype == torch.float32 else dtype, "last_state")
+    if not grads:
+        return
+    gen = torch.Generator().manual_seed(seed)
+    g = torch.randn(y.shape, generator=gen).to(y.dtype).to(DEVICE)
+    loss = (y * g).sum()
+    loss_ref = (y_ref * g.double()).sum()
+    if return_last_state:
+        gl = torch.randn(last.shape, generator=gen).to(DEVICE)
+        loss = loss + (last * gl).sum()
+        loss_ref = loss_ref + (last_ref * gl.double()).sum()
+    tensors = [kw[n] for n in names]
+    got = torch.autograd.grad(loss, tensors)
+    want = torch.autograd.grad(loss_ref, [ref_kw[n] for n in names])
+    for n, t, a, e in zip(names, tensors, got, want):
+        assert a.dtype == t.dtype and a.shape == t.shape, n
+        _close(a, e, dtype, f"grad {n}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Forward + backward against the reference
+# ----------------------------------------------------------------------------------------------
+
+CASES = {
+    # plain (mamba_ssm) layout
+    "plain_all_options": dict(plain=True),
+    "plain_L1": dict(plain=True, batch=2, dim=3, L=1),
+    "plain_N1": dict(plain=True, dim=6, L=21, N=1, has_z=False),
+    "plain_N16_groups_split_block": dict(plain=True, batch=1, dim=6, L=13, N=16, G=3),
+    "grouped_shared_block": dict(K=1, dim=8, L=17, G=2),
+    "bare_no_D_z_bias_softplus": dict(plain=True, has_D=False, has_z=False, has_bias=False,
+                                      softplus=False, L=16),
+    "bias_no_softplus": dict(plain=True, batch=1, softplus=False, has_z=False, L=10),
+    "bf16": dict(plain=True, dtype=torch.bfloat16, L=23, N=8),
+    "fp16": dict(plain=True, batch=1, dtype=torch.float16, L=12),
+    # K directions, index maps, shared u / z, merges
+    "index_K2_sum_shared_u_z": dict(K=2, Ku=1, Kz=1, index=True, dim=5, L=18),
+    "index_K3_none_per_direction": dict(K=3, index=True, merge="none", dim=4, L=15),
+    "index_K4_sum_u_per_dir_z_shared_groups": dict(batch=1, K=4, Kz=1, G=2, dim=4, L=11, index=True),
+    "K2_identity_none_shared_u": dict(K=2, Ku=1, merge="none", dim=6, L=9),
+    "index_K2_none_shared_u_N16": dict(batch=1, K=2, Ku=1, index=True, merge="none", dim=4, L=10, N=16),
+    "index_K4_bf16_sum_shared_u": dict(batch=1, K=4, Ku=1, index=True, dim=4, L=13, dtype=torch.bfloat16),
+    # strided (channels-last) views
+    "permuted_views_index_K2": dict(K=2, Ku=1, index=True, dim=6, L=14, layout="permuted", G=2),
+    "permuted_views_plain": dict(plain=True, layout="permuted", dim=5, L=12),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_reference(name):
+    cfg = dict(CASES[name])
+    dtype = cfg.get("dtype", torch.float32)
+    kw, names = make_case(**cfg)
+    check_against_ref(kw, names, dtype)
+
+
+def test_bhwc_feature_map_view():
+    """A (B, H, W, C) map passed as ``x.flatten(1, 2).transpose(1, 2)`` (plain mode)."""
+    gen = torch.Generator().manual_seed(3)
+    batch, H, W, dim, N = 1, 3, 5, 6, 4
+    L = H * W
+
+    def bhwc():
+        return torch.randn(batch, H, W, dim, generator=gen).to(DEVICE).flatten(1, 2).transpose(1, 2)
+
+    u, z = bhwc(), bhwc()
+    delta = (0.5 * torch.rand(batch, H, W, dim, generator=gen)).to(DEVICE).flatten(1, 2).transpose(1, 2)
+    Bm = torch.randn(batch, L, N, generator=gen).to(DEVICE).transpose(1, 2)
+    Cm = torch.randn(batch, L, N, generator=gen).to(DEVICE).transpose(1, 2)
+    assert not u.is_contiguous()
+    kw = dict(u=u, delta=delta, A=-0.5 * torch.rand(dim, N, generator=gen).to(DEVICE), B=Bm, C=Cm,
+              D=torch.randn(dim, generator=gen).to(DEVICE), z=z,
+              delta_bias=0.1 * torch.rand(dim, generator=gen).to(DEVICE), delta_softplus=True)
+    names = [n for n in GRAD_NAMES if n in kw]
+    for n in names:
+        kw[n] = kw[n].detach().requires_grad_()
+    check_against_ref(kw, names, torch.float32)
+
+
+def test_grads_without_last_state_and_partial_requires_grad():
+    kw, names = make_case(K=2, Ku=1, index=True, dim=4, L=11)
+    for n in ("A", "C", "D"):
+        kw[n] = kw[n].detach()
+    names = [n for n in names if n not in ("A", "C", "D")]
+    check_against_ref(kw, names, torch.float32, return_last_state=False)
+
+
+def test_inference_mode_no_chunk_states():
+    """Under no_grad the forward stores only the last state; results are unchanged."""
+    kw, names = make_case(K=3, Ku=1, index=True, merge="none", dim=5, L=17)
+    with torch.no_grad():
+        y, last = selective_scan(**kw, return_last_state=True, backend="triton")
+        y2 = selective_scan(**kw, return_last_state=False, backend="triton")
+    ref_kw = {k: (v.detach().double() if k in names else v) for k, v in kw.items()}
+    y_ref, last_ref = selective_scan(**ref_kw, return_last_state=True, backend="ref")
+    _close(y, y_ref, torch.float32, "y")
+    _close(y2, y_ref, torch.float32, "y (no last state)")
+    _close(last, last_ref, torch.float32, "last_state")
+
+
+def test_chunk_states_are_the_boundary_states():
+    """The saved (B, K, D, n_chunks, N) states equal the reference state after each chunk."""
+    kw, _ = make_case(K=2, Ku=1, index=True, dim=5, L=19, has_z=False)
+    args, _ = canonicalize(*(kw[n].detach() for n in ("u", "delta", "A", "B", "C", "D")), None,
+                           kw["delta_bias"].detach(), True, kw["index"], "sum")
+    _, states, last, block_l = tk._launch_fwd(args.u, args.delta, args.A, args.B, args.C, args.D,
+                                              None, args.delta_bias, args.index, True, "sum",
+                                              True, True)
+    assert block_l == 8 and states.shape == (2, 2, 5, 3, 4)
+    for c, stop in enumerate((8, 16, 19)):  # the first `stop` steps of every direction
+        ref_state = []
+        for k in range(2):
+            p = args.index[k, :stop]
+            sub = ScanArgs(args.u[..., p].double(), args.delta[:, k:k + 1, :, p].double(),
+                           args.A[k:k + 1].double(), args.B[:, k:k + 1, ..., p].double(),
+                           args.C[:, k:k + 1, ..., p].double(), args.D[k:k + 1].double(), None,
+                           args.delta_bias[k:k + 1].double(), True, None, "none")
+            ref_state.append(selective_scan_ref(sub, True)[1])
+        ref_state = torch.cat(ref_state, dim=1)
+        _close(states[:, :, :, c], ref_state, torch.float32, f"chunk state {c}")
+    _close(last, ref_state, torch.float32, "last_state")
+
+
+def test_float64_is_rejected_clearly():
+    kw, _ = make_case(plain=True, dim=3, L=4)
+    kw = {k: (v.detach().double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
+          for k, v in kw.items()}
+    with pytest.raises(TypeError, match="float64"):
+        selective_scan(**kw, backend="triton")
+
+
+def test_block_override_must_be_power_of_two(monkeypatch):
+    monkeypatch.setattr(tk, "BLOCK_L_OVERRIDE", 12)
+    kw, _ = make_case(plain=True, dim=3, L=4)
+    with pytest.raises(ValueError, match="power of two"):
+        selective_scan(**kw, backend="triton")
+
+
+def test_env_override(monkeypatch):
+    monkeypatch.setattr(tk, "BLOCK_L_OVERRIDE", None)
+    monkeypatch.setenv("VISION_SSM_SCAN_BLOCK_L", "4")
+    assert tk._fixed_config(8, 19, 16)[1] == 4
+    monkeypatch.delenv("VISION_SSM_SCAN_BLOCK_L")
+    if INTERPRET:
+        assert tk._fixed_config(8, 19, 16)[1] == 16  # the interpreter's single small config
+    else:
+        monkeypatch.setattr(tk, "BLOCK_D_OVERRIDE", None)
+        assert tk._fixed_config(8, 19, 16) is None  # autotuned on CUDA
+
+
+def test_autotune_pruning_keeps_configs():
+    for D in (1, 8, 768):
+        for L in (1, 50, 3136):
+            for N in (1, 16, 64):
+                named = dict(DIM=D, SEQLEN=L, DSTATE=N)
+                fwd = tk._prune_fwd(tk._FWD_CONFIGS, named)
+                assert fwd
+                for c in fwd:
+                    bwd = tk._prune_bwd(tk._BWD_CONFIGS, named, BLOCK_L=c.kwargs["BLOCK_L"])
+                    assert bwd
+    big = tk._prune_fwd(tk._FWD_CONFIGS, dict(DIM=768, SEQLEN=3136, DSTATE=16))
+    assert len(big) > 1
+
+
+def test_traffic_model():
+    kw, _ = make_case(K=2, Ku=1, index=True, dim=6, L=19, N=4, dtype=torch.bfloat16)
+    args, _ = canonicalize(kw["u"], kw["delta"], kw["A"], kw["B"], kw["C"], kw["D"], kw["z"],
+                           kw["delta_bias"], True, kw["index"], "sum")
+    b, K, D, L, N = 2, 2, 6, 19, 4
+    inputs = (b * 1 * D * L * 2 + b * K * D * L * 2 + 2 * b * K * N * L * 2 + b * 1 * D * L * 2
+              + K * D * N * 4 + 2 * K * D * 4)
+    fwd_inf = inputs + K * L * 8 + b * D * L * 2
+    assert tk.fwd_bytes(args, save_states=False) == fwd_inf
+    assert tk.fwd_bytes(args, save_states=False, return_last_state=True) == fwd_inf + b * K * D * N * 4
+    states = b * K * D * 3 * N * 4  # ceil(19 / 8) chunks
+    assert tk.fwd_bytes(args, block_l=8) == fwd_inf + states
+    bwd = 2 * inputs + K * L * 8 + states + b * D * L * 2
+    assert tk.fwd_bwd_bytes(args, block_l=8) == fwd_inf + states + bwd
+
+
+def test_fast_interpreter_scan_is_exact():
+    """The sliced interpreter scan used by this file gives the stock interpreter's results."""
+    if not INTERPRET or _STOCK_SCAN is None:
+        pytest.skip("interpreter-only helper")
+
+    @triton.jit
+    def scan_kernel(a_ptr, b_ptr, o_ptr, REV: tl.constexpr):
+        d = tl.arange(0, 2)[:, None, None]
+        n = tl.arange(0, 4)[None, :, None]
+        t = tl.arange(0, 8)[None, None, :]
+        off = d * 32 + n * 8 + t
+        a = tl.load(a_ptr + off)
+        b = tl.load(b_ptr + off)
+        _, h = tl.associative_scan((a, b), axis=2, combine_fn=tk._affine_combine, reverse=REV)
+        tl.store(o_ptr + off, h)
+
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.rand(2, 4, 8, generator=gen), torch.randn(2, 4, 8, generator=gen)
+    for rev in (False, True):
+        fast, stock = torch.empty_like(a), torch.empty_like(a)
+        scan_kernel[(1,)](a, b, fast, rev)
+        _interp.ScanOps.generic_scan = _STOCK_SCAN
+        try:
+            scan_kernel[(1,)](a, b, stock, rev)
+        finally:
+            _interp.ScanOps.generic_scan = _sliced_generic_scan
+        assert torch.equal(fast, stock)
+        h, ref = torch.zeros(2, 4), torch.empty_like(a)
+        for i in (range(7, -1, -1) if rev else range(8)):
+            h = a[..., i] * h + b[..., i]
+            ref[..., i] = h
+        torch.testing.assert_close(fast, ref)
+
+
+def test_dispatch_default_and_interpreter_block_sizes(monkeypatch):
+    """With no override, the interpreter runs a single small config (BLOCK_L 16, BLOCK_D 4)."""
+    monkeypatch.setattr(tk, "BLOCK_L_OVERRIDE", None)
+    monkeypatch.setattr(tk, "BLOCK_D_OVERRIDE", None)
+    if not INTERPRET:
+        pytest.skip("interpreter defaults")
+    assert tk._fixed_config(5, 40, 16) == (4, 16, 1)
+    kw, names = make_case(plain=True, batch=1, dim=5, L=20, has_z=False)
+    check_against_ref(kw, names, torch.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# CUDA only: compiled kernels, autotuning, realistic shapes
+# ----------------------------------------------------------------------------------------------
+
+needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device (compiled Triton kernels)")
+
+
+@needs_cuda
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("N", [1, 16])
+def test_cuda_autotuned_vs_reference(monkeypatch, dtype, N):
+    monkeypatch.setattr(tk, "BLOCK_L_OVERRIDE", None)
+    monkeypatch.setattr(tk, "BLOCK_D_OVERRIDE", None)
+    kw, names = make_case(batch=2, K=4, Ku=1, Kz=1, index=True, dim=96, L=197, N=N, dtype=dtype,
+                          layout="permuted", seed=5)
+    check_against_ref(kw, names, dtype)
+
+
+@needs_cuda
+@pytest.mark.cuda
+def test_cuda_plain_long_sequence():
+    kw, names = make_case(plain=True, batch=2, dim=64, L=1030, N=16, seed=7)
+    check_against_ref(kw, names, torch.float32)
+
+
+@needs_cuda
+@pytest.mark.cuda
+def test_cuda_grouped_mixed():
+    kw, names = make_case(batch=1, K=2, dim=48, L=300, N=16, G=4, index=True, merge="none",
+                          dtype=torch.bfloat16, seed=9)
+    check_against_ref(kw, names, torch.bfloat16)
+
+
+# ----------------------------------------------------------------------------------------------
+# Random configurations (seeded, a handful of examples: the interpreter is slow)
+# ----------------------------------------------------------------------------------------------
+
+try:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover
+    given = None
+
+if given is not None:
+    @st.composite
+    def scan_configs(draw):
+        K = draw(st.integers(1, 4))
+        G = draw(st.sampled_from([1, 2]))
+        cfg = dict(
+            batch=draw(st.integers(1, 2)), K=K, G=G,
+            dim=G * draw(st.integers(1, 4)), L=draw(st.integers(1, 30)),
+            N=draw(st.sampled_from([1, 2, 4, 16])),
+            Ku=draw(st.sampled_from([1, K])), Kz=draw(st.sampled_from([1, K])),
+            has_D=draw(st.booleans()), has_z=draw(st.booleans()), has_bias=draw(st.booleans()),
+            softplus=draw(st.booleans()), index=draw(st.booleans()),
+            merge=draw(st.sampled_from(["sum", "none"])),
+            layout=draw(st.sampled_from(["contiguous", "permuted"])),
+            dtype=draw(st.sampled_from([torch.float32, torch.bfloat16])),
+            seed=draw(st.integers(0, 2 ** 16)))
+        if cfg["N"] == 16:  # keep the interpreter time in check
+            cfg.update(batch=1, L=min(cfg["L"], 16))
+        return cfg
+
+    @settings(max_examples=8, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(cfg=scan_configs())
+    def test_random_configurations(cfg):
+        kw, names = make_case(**cfg)
+        check_against_ref(kw, names, cfg["dtype"])

@@ -1,0 +1,540 @@
+"""Vim (vision_ssm.models.vim): official semantics, checkpoints, timm API, scan strategies.
+
+The official architecture is re-implemented independently here (from hustvl/Vim
+``vim/models_mamba.py`` and ``mamba_simple.Mamba(bimamba_type="v2")``, fast path) and compared with
+the model in float64.  Official key names / shapes are generated from the architecture and, when
+the reference manifests are available, checked against them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import timm
+import timm.optim
+import scans
+from vision_ssm.layers.bimamba import BiMamba
+from vision_ssm.layers.pos_embed import resample_pos_embed_mid_cls
+from vision_ssm.models import vim as vim_mod
+from vision_ssm.models.vim import VisionMamba, checkpoint_filter_fn, scan_token_orders
+from vision_ssm.ops import selective_scan
+
+MANIFEST_DIR = Path(os.environ.get("VISION_SSM_MANIFESTS", "/work/shared/reference/manifests"))
+
+# model name -> (manifest, embed_dim, stride, published number of parameters)
+PUBLISHED = {
+    "vim_tiny_patch16_224": ("vim_tiny", 192, 16, 7_148_008),
+    "vim_small_patch16_224": ("vim_small", 384, 16, 25_796_584),
+    "vim_base_patch16_224": ("vim_base", 768, 16, 97_598_440),
+    "vim_tiny_patch16_stride8_224": ("vim_tiny_stride8", 192, 8, 7_250_344),
+    "vim_small_patch16_stride8_224": ("vim_small_stride8", 384, 8, 26_001_256),
+}
+ALL_NAMES = list(PUBLISHED) + list(vim_mod.OFFICIAL_NAMES.values())
+TINY = dict(embed_dim=16, depth=2, d_state=4)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def official_shapes(dim, depth=24, num_classes=1000, patch=16, stride=16, img=224, d_state=16):
+    """Key -> shape of an official Vim state dict, from the architecture."""
+    d_inner, dt_rank = 2 * dim, math.ceil(dim / 16)
+    grid = (img - patch) // stride + 1
+    shapes = {
+        "cls_token": (1, 1, dim), "pos_embed": (1, grid * grid + 1, dim),
+        "patch_embed.proj.weight": (dim, 3, patch, patch), "patch_embed.proj.bias": (dim,),
+        "head.weight": (num_classes, dim), "head.bias": (num_classes,), "norm_f.weight": (dim,),
+    }
+    for i in range(depth):
+        p = f"layers.{i}."
+        shapes[p + "norm.weight"] = (dim,)
+        shapes[p + "mixer.in_proj.weight"] = (2 * d_inner, dim)
+        shapes[p + "mixer.out_proj.weight"] = (dim, d_inner)
+        for s in ("", "_b"):
+            shapes[p + f"mixer.A{s}_log"] = (d_inner, d_state)
+            shapes[p + f"mixer.D{s}"] = (d_inner,)
+            shapes[p + f"mixer.conv1d{s}.weight"] = (d_inner, 1, 4)
+            shapes[p + f"mixer.conv1d{s}.bias"] = (d_inner,)
+            shapes[p + f"mixer.x_proj{s}.weight"] = (dt_rank + 2 * d_state, d_inner)
+            shapes[p + f"mixer.dt_proj{s}.weight"] = (d_inner, dt_rank)
+            shapes[p + f"mixer.dt_proj{s}.bias"] = (d_inner,)
+    return shapes
+
+
+def rms_norm(x, w, eps=1e-5):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def official_direction(p, xz, sfx, d_state):
+    """mamba_inner_fn_no_out_proj for one direction: xz (B, 2·Di, L) in this direction's order."""
+    batch, _, L = xz.shape
+    x, z = xz.chunk(2, dim=1)
+    w, b = p[f"conv1d{sfx}.weight"], p[f"conv1d{sfx}.bias"]
+    x = F.silu(F.conv1d(x, w, b, padding=w.shape[-1] - 1, groups=x.shape[1])[..., :L])
+    x_dbl = F.linear(x.transpose(1, 2).reshape(batch * L, -1), p[f"x_proj{sfx}.weight"])
+    dt_rank = p[f"dt_proj{sfx}.weight"].shape[1]
+    delta = (p[f"dt_proj{sfx}.weight"] @ x_dbl[:, :dt_rank].t()).reshape(-1, batch, L).permute(1, 0, 2)
+    Bm = x_dbl[:, dt_rank:dt_rank + d_state].reshape(batch, L, d_state).transpose(1, 2)
+    Cm = x_dbl[:, -d_state:].reshape(batch, L, d_state).transpose(1, 2)
+    A = -torch.exp(p[f"A{sfx}_log"])
+    return selective_scan(x, delta, A, Bm, Cm, p[f"D{sfx}"], z=z, delta_bias=p[f"dt_proj{sfx}.bias"],
+                          delta_softplus=True, backend="ref")
+
+
+def official_mixer(p, hidden, d_state):
+    """Official bimamba v2 forward, if_divide_out=True: out_proj((fwd + flip(bwd)) / 2)."""
+    batch, L, dim = hidden.shape
+    xz = (p["in_proj.weight"] @ hidden.reshape(batch * L, dim).t()).reshape(-1, batch, L).permute(1, 0, 2)
+    out = official_direction(p, xz, "", d_state)
+    out_b = official_direction(p, xz.flip(-1), "_b", d_state)
+    return F.linear((out + out_b.flip(-1)).transpose(1, 2) / 2, p["out_proj.weight"])
+
+
+def generic_mixer(p, hidden, d_state, orders, merge="mean"):
+    """K directions, each reading the tokens in orders[k], mapped back and merged."""
+    batch, L, dim = hidden.shape
+    xz = (p["in_proj.weight"] @ hidden.reshape(batch * L, dim).t()).reshape(-1, batch, L).permute(1, 0, 2)
+    outs = []
+    for k, order in enumerate(orders):
+        sfx = "" if k == 0 else "_b" if k == 1 else f"_{k}"
+        y = official_direction(p, xz[..., order], sfx, d_state)
+        back = torch.empty_like(y)
+        back[..., order] = y
+        outs.append(back)
+    y = torch.stack(outs).sum(0)
+    y = y / len(orders) if merge == "mean" else y
+    return F.linear(y.transpose(1, 2), p["out_proj.weight"])
+
+
+def official_vim(sd, x, stride, depth, d_state):
+    """Official VisionMamba.forward (fused add-norm, middle class token, head on it)."""
+    h = F.conv2d(x, sd["patch_embed.proj.weight"], sd["patch_embed.proj.bias"], stride=stride)
+    h = h.flatten(2).transpose(1, 2)
+    batch, M, _ = h.shape
+    pos = M // 2
+    h = torch.cat([h[:, :pos], sd["cls_token"].expand(batch, -1, -1), h[:, pos:]], dim=1) + sd["pos_embed"]
+    residual, hidden = None, h
+    for i in range(depth):
+        residual = hidden if residual is None else residual + hidden
+        mixer = {k[len(f"layers.{i}.mixer."):]: v for k, v in sd.items() if k.startswith(f"layers.{i}.mixer.")}
+        hidden = official_mixer(mixer, rms_norm(residual, sd[f"layers.{i}.norm.weight"]), d_state)
+    out = rms_norm(residual + hidden, sd["norm_f.weight"])
+    return F.linear(out[:, pos], sd["head.weight"], sd["head.bias"])
+
+
+def randomize(module, scale=0.3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * scale)
+    return module
+
+
+def training_dict(state_dict, ema=None, model_name="vim"):
+    """An official-style training checkpoint."""
+    return {
+        "model": state_dict,
+        "model_ema": state_dict if ema is None else ema,
+        "optimizer": {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.zeros(4)}},
+                      "param_groups": [{"lr": 1e-5, "betas": (0.9, 0.999), "weight_decay": 0.05, "params": [0]}]},
+        "lr_scheduler": {"t_initial": 300, "base_values": [5e-4]},
+        "epoch": 299,
+        "scaler": "none",
+        "args": argparse.Namespace(model=model_name, batch_size=128, drop_path=0.05, input_size=224),
+    }
+
+
+# ------------------------------------------------------------------------------------------ sizes
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_published_parameter_counts(name):
+    short = next(s for s, long in vim_mod.OFFICIAL_NAMES.items() if name in (s, long))
+    manifest, dim, stride, count = PUBLISHED[short]
+    with torch.device("meta"):
+        model = timm.create_model(name)
+    assert sum(p.numel() for p in model.parameters()) == count
+    expected = official_shapes(dim, stride=stride)
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == expected
+    path = MANIFEST_DIR / f"{manifest}.json"
+    if path.is_file():
+        data = json.loads(path.read_text())
+        assert data["num_params"] == count
+        assert {k: tuple(v) for k, v in data["state_dict"].items()} == expected
+
+
+# ------------------------------------------------------------------------------------------ mixer
+def test_bimamba_matches_official_v2_float64():
+    torch.manual_seed(0)
+    mixer = randomize(BiMamba(8, d_state=4, d_conv=4, expand=2).double())
+    p = dict(mixer.named_parameters())
+    x = torch.randn(2, 7, 8, dtype=torch.float64, requires_grad=True)
+    ours = mixer(x)
+    ref = official_mixer(p, x, d_state=4)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-10)
+    g1 = torch.autograd.grad(ours.square().sum(), [x, p["A_b_log"], p["dt_proj.bias"]])
+    g2 = torch.autograd.grad(ref.square().sum(), [x, p["A_b_log"], p["dt_proj.bias"]])
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+    # the official key names, in the official order
+    assert list(p) == ["A_log", "D", "A_b_log", "D_b", "in_proj.weight", "conv1d.weight", "conv1d.bias",
+                       "x_proj.weight", "dt_proj.weight", "dt_proj.bias", "conv1d_b.weight", "conv1d_b.bias",
+                       "x_proj_b.weight", "dt_proj_b.weight", "dt_proj_b.bias", "out_proj.weight"]
+
+
+def test_bimamba_k_directions_and_ref_backend():
+    torch.manual_seed(1)
+    strategy = scans.get_scan("cross")
+    H, W = 2, 3
+    orders = scan_token_orders(strategy, H, W)  # with the class token: L = 7
+    mixer = randomize(BiMamba(8, d_state=4, num_directions=4, scan_backend="ref").double(), seed=1)
+    p = dict(mixer.named_parameters())
+    assert {"A_2_log", "A_3_log", "D_2", "D_3", "conv1d_2.weight", "x_proj_3.weight", "dt_proj_2.bias"} <= set(p)
+    x = torch.randn(2, 7, 8, dtype=torch.float64)
+    torch.testing.assert_close(mixer(x, orders), generic_mixer(p, x, 4, orders), rtol=1e-10, atol=1e-10)
+    mixer.merge = "sum"
+    torch.testing.assert_close(mixer(x, orders), generic_mixer(p, x, 4, orders, "sum"), rtol=1e-10, atol=1e-10)
+
+
+def test_bimamba_init_like_official():
+    torch.manual_seed(0)
+    m = BiMamba(64, d_state=16)
+    assert m.dt_rank == 4 and m.d_inner == 128
+    dt = F.softplus(m.dt_proj.bias)
+    assert dt.min() >= 1e-4 - 1e-7 and dt.max() <= 0.1 + 1e-6 and m.dt_proj.bias._no_reinit
+    assert m.dt_proj.weight.abs().max() <= 4 ** -0.5
+    torch.testing.assert_close(m.A_log, torch.log(torch.arange(1, 17.0)).repeat(128, 1))
+    torch.testing.assert_close(m.A_b_log, m.A_log)
+    assert torch.all(m.D == 1) and torch.all(m.D_b == 1)
+    assert torch.all(m.dt_proj_b.bias == 0)  # official quirk (default Linear init, bias zeroed)
+    m2 = BiMamba(64, d_state=16, dt_init_mode="mamba")
+    assert F.softplus(m2.dt_proj_b.bias).max() <= 0.1 + 1e-6
+    assert m.in_proj.bias is None and m.out_proj.bias is None and m.x_proj.bias is None
+
+
+# ------------------------------------------------------------------------------------------ model semantics
+@pytest.mark.parametrize("img,patch,stride", [(16, 4, 4), (12, 4, 4), (12, 4, 2), ((12, 20), 4, 4)])
+def test_model_matches_official_vim_float64(img, patch, stride):
+    """Default scan ("bidirectional") + middle class token == official Vim, even and odd M."""
+    torch.manual_seed(0)
+    model = VisionMamba(img_size=img, patch_size=patch, stride=stride, embed_dim=8, depth=2, d_state=4,
+                        num_classes=3).double().eval()
+    randomize(model, seed=2)
+    sd = model.state_dict()
+    hw = (img, img) if isinstance(img, int) else img
+    x = torch.randn(2, 3, *hw, dtype=torch.float64)
+    torch.testing.assert_close(model(x), official_vim(sd, x, stride, 2, 4), rtol=1e-9, atol=1e-10)
+
+
+def test_class_token_position_and_orders():
+    bi = scans.get_scan("bidirectional")
+    for H, W in [(14, 14), (27, 27), (3, 5), (1, 1), (2, 3)]:
+        M = H * W
+        orders = scan_token_orders(bi, H, W)
+        assert torch.equal(orders[0], torch.arange(M + 1))
+        assert torch.equal(orders[1], torch.arange(M + 1).flip(0))
+        assert orders[0, M // 2] == M // 2  # class token at step M // 2 of fwd ...
+        assert orders[1, M - M // 2] == M // 2  # ... and the mirror step of bwd
+    cross = scans.get_scan("cross")
+    H, W = 3, 5
+    M, mid = 15, 7
+    o = scan_token_orders(cross, H, W)
+    assert o.shape == (4, 16)
+    for k in range(2):
+        assert o[k, mid] == mid
+        assert torch.equal(o[k + 2], o[k].flip(0))
+        patches = torch.cat([o[k, :mid], o[k, mid + 1:]])
+        expected = cross.orders(H, W)[k]
+        assert torch.equal(patches, expected + (expected >= mid).long())
+    # the class token sits at index M // 2 of a non-square sequence
+    model = VisionMamba(img_size=(32, 48), patch_size=16, **TINY, num_classes=0).eval()
+    with torch.no_grad():
+        model.patch_embed.proj.weight.zero_()
+        model.patch_embed.proj.bias.zero_()
+        model.pos_embed.zero_()
+        tokens, (gh, gw) = model._embed(torch.randn(1, 3, 32, 48))
+    assert (gh, gw) == (2, 3) and tokens.shape[1] == 7
+    assert torch.equal(tokens[0, 3], model.cls_token[0, 0])
+    assert tokens[0, [0, 1, 2, 4, 5, 6]].abs().sum() == 0
+
+
+def test_cross_scan_gives_four_direction_sets():
+    model = timm.create_model("vim_tiny_patch16_224", scan="cross", img_size=64, **TINY)
+    mixer = model.layers[0].mixer
+    assert model.num_directions == 4 and mixer.num_directions == 4
+    names = {n for n, _ in mixer.named_parameters()}
+    for s in ("", "_b", "_2", "_3"):
+        assert {f"A{s}_log", f"D{s}", f"conv1d{s}.weight", f"x_proj{s}.weight", f"dt_proj{s}.bias"} <= names
+    x = torch.randn(2, 3, 64, 64)
+    model(x).sum().backward()
+    assert mixer.A_3_log.grad is not None and mixer.conv1d_2.weight.grad.abs().sum() > 0
+    # scan given as (name, options), dict and instance
+    for spec in (("cross", {}), {"name": "cross"}, scans.get_scan("cross")):
+        assert VisionMamba(img_size=32, scan=spec, **TINY).num_directions == 4
+    assert {"layers.1.mixer.A_3_log", "layers.1.mixer.D_2", "pos_embed", "cls_token"} <= model.no_weight_decay()
+
+
+@pytest.mark.parametrize("scan", scans.list_scans())
+def test_every_registered_scan_runs(scan):
+    model = VisionMamba(img_size=(48, 80), scan=scan, embed_dim=8, depth=1, d_state=4, num_classes=3)
+    K = model.num_directions
+    assert K == scans.get_scan(scan).num_directions
+    model(torch.randn(1, 3, 48, 80)).sum().backward()
+    orders = model.scan_orders(3, 5)[0]  # odd M = 15: the class token (index 7) at step 7 or, mirrored, 8
+    assert orders.shape == (K, 16)
+    assert all(int(orders[k].tolist().index(7)) in (7, 8) for k in range(K))
+    assert sorted(orders[0].tolist()) == list(range(16))
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+def _make_checkpoint(name, tmp_path, fmt, seed=0):
+    short = next(s for s, long in vim_mod.OFFICIAL_NAMES.items() if name in (s, long))
+    _, dim, stride, _ = PUBLISHED[short]
+    g = torch.Generator().manual_seed(seed)
+    sd = {k: torch.randn(shape, generator=g) for k, shape in official_shapes(dim, stride=stride).items()}
+    if fmt == "pth":
+        path = tmp_path / "checkpoint.pth"
+        torch.save(training_dict(sd, model_name=vim_mod.OFFICIAL_NAMES[short]), path)
+    else:
+        from safetensors.torch import save_file
+        path = tmp_path / "model.safetensors"
+        save_file(sd, str(path))
+    return sd, path
+
+
+@pytest.mark.parametrize("fmt", ["pth", "safetensors"])
+@pytest.mark.parametrize("name", list(PUBLISHED))
+def test_official_checkpoint_loads_with_identity_mapping(name, fmt, tmp_path):
+    sd, path = _make_checkpoint(name, tmp_path, fmt)
+    model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    loaded = model.state_dict()
+    assert set(loaded) == set(sd)
+    for k, v in sd.items():
+        assert torch.equal(loaded[k], v), k
+    del sd, loaded, model
+
+
+@pytest.mark.parametrize("name", ["vim_tiny_patch16_224",
+                                  "vim_tiny_patch16_stride8_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2"])
+def test_checkpoint_at_other_img_size_interpolates_pos_embed(name, tmp_path):
+    sd, path = _make_checkpoint(name, tmp_path, "pth", seed=3)
+    model = timm.create_model(name, pretrained=True, img_size=256, pretrained_cfg_overlay=dict(file=str(path)))
+    stride = model.patch_embed.stride[0]
+    old, new = (224 - 16) // stride + 1, (256 - 16) // stride + 1
+    assert model.patch_embed.grid_size == (new, new)
+    # independent reference: split the middle class token, bicubic over the grid, put it back in the middle
+    pe = sd["pos_embed"]
+    mid_old, mid_new = old * old // 2, new * new // 2
+    patches = torch.cat([pe[:, :mid_old], pe[:, mid_old + 1:]], dim=1)
+    grid = patches.reshape(1, old, old, -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False)
+    flat = grid.permute(0, 2, 3, 1).reshape(1, new * new, -1)
+    expected = torch.cat([flat[:, :mid_new], pe[:, mid_old:mid_old + 1], flat[:, mid_new:]], dim=1)
+    torch.testing.assert_close(model.pos_embed.data, expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(model.pos_embed.data[0, mid_new], pe[0, mid_old])
+    for k, v in model.state_dict().items():
+        if k != "pos_embed":
+            assert torch.equal(v, sd[k]), k
+
+
+def test_ema_weights_head_reset_and_strictness(tmp_path):
+    model = VisionMamba(img_size=32, **TINY, num_classes=10)
+    sd = {k: torch.randn_like(v) for k, v in model.state_dict().items()}
+    ema = {k: torch.randn_like(v) for k, v in sd.items()}
+    path = tmp_path / "ckpt.pth"
+    torch.save(training_dict(sd, ema), path)
+    kw = dict(img_size=32, **TINY, num_classes=10, pretrained_cfg_overlay=dict(file=str(path)))
+    m = timm.create_model("vim_tiny_patch16_224", pretrained=True, **kw)
+    assert torch.equal(m.layers[1].mixer.A_b_log, sd["layers.1.mixer.A_b_log"])
+    m = timm.create_model("vim_tiny_patch16_224", pretrained=True, pretrained_use_ema=True, **kw)
+    assert torch.equal(m.layers[1].mixer.A_b_log, ema["layers.1.mixer.A_b_log"])
+    # another num_classes: the head is dropped (timm's behaviour), the rest loads
+    kw["num_classes"] = 3
+    m = timm.create_model("vim_tiny_patch16_224", pretrained=True, **kw)
+    assert m.head.weight.shape == (3, 16) and torch.equal(m.norm_f.weight, sd["norm_f.weight"])
+    # a checkpoint for another architecture is refused, naming the keys
+    with pytest.raises(RuntimeError, match="A_2_log"):
+        kw["num_classes"] = 10
+        timm.create_model("vim_tiny_patch16_224", pretrained=True, scan="cross", **kw)
+
+
+def test_pretrained_cfgs_point_at_the_hub():
+    expected = {
+        "vim_tiny_patch16_224": ("hustvl/Vim-tiny-midclstok", "vim_t_midclstok_76p1acc.pth"),
+        "vim_tiny_patch16_stride8_224": ("hustvl/Vim-tiny-midclstok", "vim_t_midclstok_ft_78p3acc.pth"),
+        "vim_small_patch16_224": ("hustvl/Vim-small-midclstok", "vim_s_midclstok_80p5acc.pth"),
+        "vim_small_patch16_stride8_224": ("hustvl/Vim-small-midclstok", "vim_s_midclstok_ft_81p6acc.pth"),
+        "vim_base_patch16_224": ("hustvl/Vim-base-midclstok", "vim_b_midclstok_81p9acc.pth"),
+    }
+    for short, (repo, filename) in expected.items():
+        for name in (short, vim_mod.OFFICIAL_NAMES[short]):
+            cfg = timm.models.get_pretrained_cfg(f"{name}.hustvl_in1k")
+            assert (cfg.hf_hub_id, cfg.hf_hub_filename) == (repo, filename)
+            assert cfg.custom_load and cfg.first_conv == "patch_embed.proj" and cfg.classifier == "head"
+    listed = timm.list_models("vim_*", pretrained=True)
+    assert {f"{name}.hustvl_in1k" for name in ALL_NAMES} <= set(listed)
+    assert all(timm.is_model_pretrained(name) for name in ALL_NAMES)
+
+
+# ------------------------------------------------------------------------------------------ timm API
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_every_name_builds_and_trains(name):
+    model = timm.create_model(name, img_size=48, num_classes=4, drop_path_rate=0.1, **TINY)
+    x = torch.randn(2, 3, 48, 48)
+    out = model(x)
+    assert out.shape == (2, 4)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    stride = 8 if "stride8" in name else 16
+    grid = (48 - 16) // stride + 1
+    assert model.forward_features(x).shape == (2, grid * grid + 1, 16)
+    assert model.forward_head(model.forward_features(x), pre_logits=True).shape == (2, 16)
+
+
+@pytest.mark.parametrize("name,grid", [("vim_tiny_patch16_224", 4), ("vim_small_patch16_stride8_224", 7)])
+def test_features_only(name, grid):
+    model = timm.create_model(name, features_only=True, out_indices=(0, 2), img_size=64, embed_dim=16, depth=3,
+                              d_state=4)
+    feats = model(torch.randn(2, 3, 64, 64))
+    assert [tuple(f.shape) for f in feats] == [(2, 16, grid, grid)] * 2
+    assert model.feature_info.channels() == [16, 16]
+    assert model.feature_info.reduction() == [16 if grid == 4 else 8] * 2
+    default = timm.create_model(name, features_only=True, img_size=64, embed_dim=16, depth=4, d_state=4)
+    assert len(default(torch.randn(1, 3, 64, 64))) == 3  # last 3 blocks, like timm's ViT
+
+
+def test_forward_intermediates_and_prune():
+    torch.manual_seed(0)
+    model = VisionMamba(img_size=64, embed_dim=16, depth=3, d_state=4, num_classes=5).eval()
+    x = torch.randn(2, 3, 64, 64)
+    final, inter = model.forward_intermediates(x)
+    assert len(inter) == 3 and inter[0].shape == (2, 16, 4, 4)
+    torch.testing.assert_close(final, model.forward_features(x))
+    torch.testing.assert_close(model.forward_head(final), model(x))
+    # the last intermediate, normalised, is the final map without the class token
+    last = model.forward_intermediates(x, indices=[-1], norm=True, output_fmt="NLC", intermediates_only=True)[0]
+    torch.testing.assert_close(last, torch.cat([final[:, :8], final[:, 9:]], dim=1))
+    pairs = model.forward_intermediates(x, indices=1, return_prefix_tokens=True, intermediates_only=True)
+    assert pairs[0][0].shape == (2, 16, 4, 4) and pairs[0][1].shape == (2, 1, 16)
+    early = model.forward_intermediates(x, indices=[0], stop_early=True, intermediates_only=True)
+    torch.testing.assert_close(early[0], inter[0])
+    assert model.prune_intermediate_layers([1]) == [1]
+    assert len(model.layers) == 2 and isinstance(model.head, torch.nn.Identity)
+    torch.testing.assert_close(model.forward_intermediates(x, intermediates_only=True)[1], inter[1])
+
+
+def test_timm_training_helpers():
+    model = timm.create_model("vim_tiny_patch16_224", img_size=32, **TINY, num_classes=5)
+    nwd = model.no_weight_decay()
+    assert {"pos_embed", "cls_token", "layers.0.mixer.A_log", "layers.0.mixer.A_b_log", "layers.1.mixer.D",
+            "layers.1.mixer.D_b"} <= nwd
+    groups = timm.optim.param_groups_weight_decay(model, 0.05, no_weight_decay_list=nwd)
+    no_decay = {id(p) for p in groups[0]["params"]}
+    assert id(model.layers[0].mixer.A_log) in no_decay
+    layer_groups = timm.models.group_parameters(model, model.group_matcher())
+    assert len(layer_groups) == 2 + 2  # stem, 2 blocks, norm_f
+    model.reset_classifier(7)
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 7)
+    model.reset_classifier(0, "avg")
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 16)
+    # gradient checkpointing: same gradients
+    torch.manual_seed(0)
+    model = VisionMamba(img_size=32, **TINY, num_classes=3)
+    x = torch.randn(2, 3, 32, 32)
+    model(x).sum().backward()
+    ref = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model.set_grad_checkpointing(True)
+    model(x).sum().backward()
+    for a, p in zip(ref, model.parameters()):
+        torch.testing.assert_close(p.grad, a)
+
+
+def test_init_like_official():
+    torch.manual_seed(0)
+    model = VisionMamba(img_size=32, embed_dim=32, depth=4, d_state=4)
+    w = model.layers[0].mixer.out_proj.weight
+    assert w.abs().max() <= 1 / math.sqrt(64) / math.sqrt(4) + 1e-6  # kaiming_uniform(a=√5) / √depth
+    assert 0.01 < model.pos_embed.std() < 0.03 and model.cls_token.abs().max() < 0.1  # trunc_normal_(std=.02)
+    assert torch.all(model.head.bias == 0) and torch.all(model.patch_embed.proj.bias == 0)
+    assert torch.all(model.layers[2].mixer.dt_proj_b.bias == 0)
+    assert F.softplus(model.layers[2].mixer.dt_proj.bias).max() <= 0.1 + 1e-6
+
+
+# ------------------------------------------------------------------------------------------ sizes and errors
+def test_bad_input_sizes():
+    model = VisionMamba(img_size=64, **TINY)
+    with pytest.raises(ValueError, match="48x48"):
+        model(torch.randn(1, 3, 48, 48))
+    dyn = VisionMamba(img_size=64, dynamic_img_size=True, **TINY)
+    with pytest.raises(ValueError, match="50x64"):
+        dyn(torch.randn(1, 3, 50, 64))
+    s8 = VisionMamba(img_size=64, stride=8, dynamic_img_size=True, **TINY)
+    with pytest.raises(ValueError, match="68x64"):
+        s8(torch.randn(1, 3, 68, 64))
+    with pytest.raises(ValueError, match="8x8"):
+        dyn(torch.randn(1, 3, 8, 8))  # smaller than one patch
+    with pytest.raises(ValueError, match="50"):
+        VisionMamba(img_size=50, **TINY)
+    padded = VisionMamba(img_size=64, dynamic_img_size=True, dynamic_img_pad=True, **TINY)
+    assert padded.forward_features(torch.randn(1, 3, 50, 70)).shape == (1, 4 * 5 + 1, 16)
+    assert padded.forward_intermediates(torch.randn(1, 3, 50, 70), intermediates_only=True)[0].shape == (1, 16, 4, 5)
+
+
+def test_dynamic_img_size_matches_model_built_at_that_size():
+    torch.manual_seed(0)
+    model = VisionMamba(img_size=64, dynamic_img_size=True, **TINY, num_classes=3).eval()
+    x = torch.randn(2, 3, 96, 80)
+    other = VisionMamba(img_size=(96, 80), **TINY, num_classes=3).eval()
+    # a square checkpoint resampled by checkpoint_filter_fn to a non-square grid
+    other.load_state_dict(checkpoint_filter_fn(model.state_dict(), other))
+    torch.testing.assert_close(model(x), other(x))
+    pe = resample_pos_embed_mid_cls(model.pos_embed, (6, 5), old_size=(4, 4))
+    torch.testing.assert_close(other.pos_embed, pe)
+    assert torch.equal(pe[0, 15], model.pos_embed[0, 8])
+
+
+def test_bf16_autocast_keeps_residual_fp32():
+    torch.manual_seed(0)
+    model = VisionMamba(img_size=32, **TINY, num_classes=3).eval()
+    dtypes = []
+    hooks = [b.register_forward_hook(lambda m, i, o: dtypes.append((i[0].dtype, o.dtype))) for b in model.layers]
+    x = torch.randn(2, 3, 32, 32)
+    ref = model(x)
+    dtypes.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    assert dtypes == [(torch.float32, torch.float32)] * 2
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.05)
+    for h in hooks:
+        h.remove()
+
+
+def test_torch_compile_cpu():
+    torch.manual_seed(0)
+    model = VisionMamba(img_size=32, embed_dim=16, depth=1, d_state=4, num_classes=3)
+    x = torch.randn(2, 3, 32, 32)
+    ref = model(x)
+    ref.sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend="eager")
+    out = compiled(x)
+    out.sum().backward()
+    torch.testing.assert_close(out, ref)
+    for g, p in zip(grads, model.parameters()):
+        torch.testing.assert_close(p.grad, g)
+
+
+@pytest.mark.slow
+def test_torch_compile_inductor_cpu():
+    torch.manual_seed(0)
+    model = VisionMamba(img_size=32, embed_dim=16, depth=1, d_state=4, num_classes=3).eval()
+    x = torch.randn(2, 3, 32, 32)
+    torch._dynamo.reset()
+    torch.testing.assert_close(torch.compile(model)(x), model(x), rtol=1e-4, atol=1e-5)

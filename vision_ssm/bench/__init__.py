@@ -1,0 +1,1 @@
+"""Benchmarks behind tools/benchmark_*.py: timing and memory helpers, and the suites."""

@@ -1,0 +1,237 @@
+"""Selective-scan benchmark: every backend at the shapes of VMamba-T[s1l8] and Vim-T.
+
+Reports forward and forward+backward time and peak memory, index-map mode against an explicit
+gather of the K reordered sequences, and (on CUDA) triton/torch speed-up and achieved memory
+bandwidth as a fraction of the device's peak.
+"""
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass
+from datetime import date
+
+import torch
+
+from ..ops import selective_scan
+from ..ops.selective_scan import resolve_backend, triton_available
+from .measure import markdown_table, peak_memory, time_call
+
+# Peak DRAM bandwidth (bytes/s) of devices we may meet, by a substring of their name.
+PEAK_BANDWIDTH = {"H200": 4.8e12, "H100 PCIe": 2.0e12, "H100": 3.35e12, "A100-SXM4-80GB": 2.04e12,
+                  "A100": 1.555e12, "L40S": 0.864e12, "RTX 4090": 1.008e12}
+
+
+@dataclass
+class ScanShape:
+    name: str
+    batch: int
+    directions: int
+    dim: int
+    height: int
+    width: int
+    d_state: int
+    scan: str  # strategy giving the index map
+    shared_u: bool = True  # VMamba: one u for all directions; Vim: per-direction u after the conv
+    gate: bool = False  # Vim applies silu(z) inside the scan
+
+    @property
+    def length(self):
+        return self.height * self.width
+
+
+def default_shapes(batch: int = 32) -> list[ScanShape]:
+    """VMamba-T[s1l8] stages 1-4 at 224x224 (d_inner = dim, N = 1, 4 directions) and Vim-T."""
+    shapes = [ScanShape(f"vmamba_t_s1l8.stage{i + 1}", batch, 4, 96 * 2 ** i, 56 >> i, 56 >> i, 1, "cross")
+              for i in range(4)]
+    shapes.append(ScanShape("vim_t", batch, 2, 384, 1, 197, 16, "bidirectional", shared_u=False, gate=True))
+    return shapes
+
+
+def make_inputs(shape: ScanShape, device, dtype=torch.float32, seed: int = 0) -> dict:
+    """Realistic inputs: dt = softplus(delta + bias) in about [0.001, 0.1], A = -(1..N)."""
+    import scans
+
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    B, K, D, L, N = shape.batch, shape.directions, shape.dim, shape.length, shape.d_state
+    rand = lambda *s: torch.randn(*s, generator=g).to(device=device, dtype=dtype)  # noqa: E731
+    dt_init = torch.exp(torch.rand(K, D, generator=g) * (torch.log(torch.tensor(0.1)) - torch.log(torch.tensor(1e-3)))
+                        + torch.log(torch.tensor(1e-3)))
+    inputs = dict(
+        u=rand(B, D, L) if shape.shared_u else rand(B, K, D, L),
+        delta=rand(B, K, D, L) * 0.1,
+        A=-torch.arange(1, N + 1, dtype=torch.float32).repeat(K, D, 1).to(device),
+        B=rand(B, K, N, L), C=rand(B, K, N, L),
+        D=torch.ones(K, D, device=device),
+        delta_bias=(dt_init + torch.log(-torch.expm1(-dt_init))).to(device),
+        z=rand(B, K, D, L) if shape.gate else None,
+        index=scans.get_scan(shape.scan).orders(shape.height, shape.width, device),
+    )
+    if not shape.shared_u:  # sequences already in scan order (as after Vim's causal conv)
+        inputs["index"] = None
+    return inputs
+
+
+def _grad_tensors(inputs):
+    return [v for k, v in inputs.items() if isinstance(v, torch.Tensor) and v.is_floating_point()]
+
+
+def _index_mode(inputs, backend):
+    return selective_scan(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], D=inputs["D"],
+                          z=inputs["z"], delta_bias=inputs["delta_bias"], delta_softplus=True, backend=backend,
+                          index=inputs["index"], merge="sum")
+
+
+def _explicit_gather(inputs, backend):
+    """The copy-based alternative: materialise K reordered sequences, scan, map back, sum."""
+    index = inputs["index"]
+    B, K, D, L = inputs["delta"].shape
+    along = lambda t, idx: torch.gather(t, -1, idx.view(1, K, *([1] * (t.dim() - 3)), L).expand(*t.shape[:-1], L))  # noqa: E731
+    u = inputs["u"].unsqueeze(1).expand(B, K, D, L) if inputs["u"].dim() == 3 else inputs["u"]
+    z = inputs["z"]
+    y = selective_scan(along(u, index), along(inputs["delta"], index), inputs["A"], along(inputs["B"], index),
+                       along(inputs["C"], index), D=inputs["D"], z=None if z is None else along(z, index),
+                       delta_bias=inputs["delta_bias"], delta_softplus=True, backend=backend, merge="none")
+    return along(y, index.argsort(-1)).sum(1)
+
+
+MODES = {"index": _index_mode, "explicit_gather": _explicit_gather}
+
+
+def _step(inputs, backend, mode, backward):
+    def run():
+        if backward:
+            for t in _grad_tensors(inputs):
+                t.requires_grad_(True)
+                t.grad = None
+            MODES[mode](inputs, backend).float().square().mean().backward()
+        else:
+            with torch.no_grad():
+                MODES[mode](inputs, backend)
+    return run
+
+
+def bytes_moved(shape: ScanShape, element_size: int, backward: bool) -> int:
+    """Bytes the operator must move: read u, delta, B, C (z), write y; the backward reads them
+    again with grad_y and writes their gradients."""
+    B, K, D, L, N = shape.batch, shape.directions, shape.dim, shape.length, shape.d_state
+    u = B * D * L * (1 if shape.shared_u else K)
+    per_token = u + B * K * D * L + 2 * B * K * N * L + (B * K * D * L if shape.gate else 0)
+    fwd = (per_token + B * D * L) * element_size
+    if not backward:
+        return fwd
+    return fwd + (2 * per_token + B * D * L) * element_size
+
+
+def peak_bandwidth(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, value in PEAK_BANDWIDTH.items():
+        if key in name:
+            return value
+    return None
+
+
+def available_backends(device: torch.device, include_ref: bool = True) -> list[str]:
+    backends = ["ref"] if include_ref else []
+    backends.append("torch")
+    if triton_available(device) and device.type == "cuda":
+        backends.append("triton")
+    return backends
+
+
+def run_suite(shapes: list[ScanShape], device: torch.device, backends: list[str], repeats: int = 3,
+              ref_budget_s: float = 60.0, memory: bool = True, progress=print) -> dict:
+    """Times every (shape, backend, mode, pass) and returns rows plus derived ratios."""
+    rows = []
+    for shape in shapes:
+        inputs = make_inputs(shape, device)
+        for backend in backends:
+            modes = ["index"] if backend == "ref" or inputs["index"] is None else ["index", "explicit_gather"]
+            for mode in modes:
+                for backward in (False, True):
+                    fn = _step(inputs, resolve_backend(backend, device), mode, backward)
+                    budget = ref_budget_s if backend == "ref" else None
+                    seconds = time_call(fn, device, repeats=1 if backend == "ref" else repeats,
+                                        warmup=0 if backend == "ref" else 1, budget_s=budget)
+                    row = dict(shape=shape.name, backend=backend, mode=mode,
+                               pass_="fwd+bwd" if backward else "fwd", ms=seconds * 1e3)
+                    if memory:
+                        row["peak_mib"] = peak_memory(fn, device) / 2 ** 20
+                    peak_bw = peak_bandwidth(device)
+                    if peak_bw and backend != "ref":
+                        gbps = bytes_moved(shape, inputs["B"].element_size(), backward) / seconds
+                        row["bandwidth_frac"] = gbps / peak_bw
+                    rows.append(row)
+                    progress(f"  {shape.name:24s} {backend:6s} {mode:15s} {row['pass_']:7s} {row['ms']:10.2f} ms"
+                             + (f" {row['peak_mib']:9.1f} MiB" if memory else ""))
+    return dict(rows=rows, ratios=ratios(rows), shapes=[asdict(s) for s in shapes], device=device_name(device),
+                date=date.today().isoformat(), torch=torch.__version__, threads=torch.get_num_threads())
+
+
+def _lookup(rows, **match):
+    for row in rows:
+        if all(row.get(k) == v for k, v in match.items()):
+            return row
+    return None
+
+
+def ratios(rows: list[dict]) -> list[dict]:
+    """torch-vs-ref and triton-vs-torch speed-ups, and index-vs-gather peak memory, per shape and pass."""
+    out = []
+    for shape in dict.fromkeys(r["shape"] for r in rows):
+        for pass_ in ("fwd", "fwd+bwd"):
+            get = lambda **m: _lookup(rows, shape=shape, pass_=pass_, **m)  # noqa: E731
+            entry = dict(shape=shape, pass_=pass_)
+            ref, torch_, triton = (get(backend=b, mode="index") for b in ("ref", "torch", "triton"))
+            if ref and torch_:
+                entry["torch_speedup_vs_ref"] = ref["ms"] / torch_["ms"]
+            if triton and torch_:
+                entry["triton_speedup_vs_torch"] = torch_["ms"] / triton["ms"]
+            for backend in ("torch", "triton"):
+                idx, gat = get(backend=backend, mode="index"), get(backend=backend, mode="explicit_gather")
+                if idx and gat and "peak_mib" in idx and gat["peak_mib"] > 0:
+                    entry[f"{backend}_index_vs_gather_memory"] = idx["peak_mib"] / gat["peak_mib"]
+            out.append(entry)
+    return out
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def report(result: dict) -> str:
+    cols = ["shape", "backend", "mode", "pass_", "ms"] + (["peak_mib"] if "peak_mib" in result["rows"][0] else [])
+    if any("bandwidth_frac" in r for r in result["rows"]):
+        cols.append("bandwidth_frac")
+    ratio_cols = ["shape", "pass_"] + sorted({k for r in result["ratios"] for k in r} - {"shape", "pass_"})
+    return (f"selective-scan benchmark on {result['device']}, torch {result['torch']}, {result['date']}\n\n"
+            + markdown_table(result["rows"], cols) + "\n\n" + markdown_table(result["ratios"], ratio_cols))
+
+
+def plot(result: dict, path: str):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result["rows"] if r["mode"] == "index"]
+    shapes = list(dict.fromkeys(r["shape"] for r in rows))
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    width = 0.8 / max(1, len(backends))
+    for ax, pass_ in zip(axes, ("fwd", "fwd+bwd")):
+        for i, backend in enumerate(backends):
+            vals = [(_lookup(rows, shape=s, backend=backend, pass_=pass_) or {}).get("ms", float("nan")) for s in shapes]
+            ax.bar([j + i * width for j in range(len(shapes))], vals, width, label=backend)
+        ax.set_yscale("log")
+        ax.set_xticks([j + width * (len(backends) - 1) / 2 for j in range(len(shapes))])
+        ax.set_xticklabels([s.replace("vmamba_t_s1l8.", "") for s in shapes], rotation=20)
+        ax.set_ylabel("ms (log)")
+        ax.set_title(f"selective scan {pass_}")
+        ax.legend()
+    fig.suptitle(result["device"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

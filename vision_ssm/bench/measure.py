@@ -1,0 +1,100 @@
+"""Timing and peak-memory measurement shared by the benchmark tools."""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable
+
+import torch
+
+
+def sync(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], object], device: torch.device, repeats: int = 3, warmup: int = 1,
+              budget_s: float | None = None) -> float:
+    """Median wall time of ``fn`` in seconds (after warm-up); stops early past ``budget_s``."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    start = time.perf_counter()
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+        if budget_s is not None and time.perf_counter() - start > budget_s:
+            break
+    return statistics.median(times)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak_rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("VmHWM not found in /proc/self/status")
+
+
+def reset_peak_rss():
+    """Resets the kernel's high-water mark of this process (Linux: write 5 to clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory(fn: Callable[[], object], device: torch.device) -> int:
+    """Peak extra memory (bytes) that ``fn`` allocates above what is live before the call.
+
+    CUDA: the caching allocator's peak.  CPU: the process's resident high-water mark, reset
+    just before the call (Linux), minus the resident size at that moment.
+    """
+    if device.type == "cuda":
+        sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        sync(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    if not reset_peak_rss():
+        raise RuntimeError("cannot reset the peak RSS on this system (needs Linux /proc/self/clear_refs)")
+    base = _rss_bytes()
+    fn()
+    return max(0, _peak_rss_bytes() - base)
+
+
+def run_isolated(module: str, payload: dict, timeout: float = 1800) -> dict:
+    """Runs ``python -m module`` with a JSON payload on stdin in a fresh process; returns its JSON."""
+    proc = subprocess.run([sys.executable, "-m", module], input=json.dumps(payload), capture_output=True,
+                          text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+    return str(v)

@@ -1,0 +1,619 @@
+"""Vision Mamba (Vim) as timm models, with pluggable 2D scan strategies.
+
+Zhu et al., "Vision Mamba: Efficient Visual Representation Learning with Bidirectional State Space
+Model", ICML 2024 (arXiv:2401.09417); official code hustvl/Vim ``vim/models_mamba.py``.
+
+Architecture (the official ``..._bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2``
+models, state-dict keys unchanged so that official checkpoints load with identity mapping):
+
+    patch_embed.proj      Conv2d(3, C, kernel 16, stride 16; stride 8 for the "+" models)
+    cls_token             one class token inserted in the MIDDLE of the row-major patch tokens:
+                          sequence = [p_0 .. p_{M//2-1}, cls, p_{M//2} .. p_{M-1}]  (98 of 197)
+    pos_embed             absolute, (1, M + 1, C), laid out like that sequence
+    layers.i              residual stream r (kept in float32, even under autocast):
+                              r = r + drop_path(mixer(norm(r)))
+                          norm = RMSNorm (weight only, eps 1e-5), mixer = BiMamba ("v2") with
+                          d_inner 2C, d_state 16, dt_rank ceil(C / 16), conv width 4
+    norm_f                final RMSNorm
+    head                  Linear on the class token (``global_pool="token"``)
+
+The official Block computes "add -> norm -> mixer" with the add of block i done in block i + 1
+(fused_add_norm); the pre-norm form above is the same computation, with the same drop-path rate
+per mixer output (official: linspace(0, rate, depth), the last one applied before ``norm_f``).
+
+Scan strategies (``scan=``, default ``"bidirectional"``): the patch grid is ordered by the strategy
+(``scans.get_scan``); K = ``num_directions`` parameter sets per mixer.  The class token is part of
+every direction:
+
+    * it is visited at scan step M // 2 of each direction (after M // 2 patches), except that
+    * a direction whose patch order is the exact reverse of an earlier direction's is the exact
+      reverse of that direction's full token order (class token at step M - M // 2).
+
+For ``"bidirectional"`` this is official Vim exactly: fwd = [p_0 .. p_97, cls, p_98 .. p_195], bwd
+= its flip, also for odd M (stride-8 models at 224: M = 729, class token at 364, i.e. step 364 of
+fwd and step 365 of bwd, the reverse).  For ``"cross"``: row-major and column-major read the
+class token after 98 patches, and their reverses are their exact flips.  The directions' outputs
+are mapped back to token positions and merged by ``merge`` ("mean" by default: official Vim's
+``if_divide_out`` (fwd + flip(bwd)) / 2; "sum"; or None for the strategy's own merge).
+
+Any image size: ``img_size`` at construction; checkpoints at another size have their position
+embedding interpolated (bicubic over the patch grid, class token kept at the middle) by
+:func:`checkpoint_filter_fn`; ``dynamic_img_size=True`` interpolates at forward time and
+``dynamic_img_pad=True`` pads inputs whose size does not fit the patch stride (otherwise: an error
+naming the size).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import DropPath, lecun_normal_, resample_patch_embed, to_2tuple, trunc_normal_
+from timm.models import generate_default_cfgs, register_model
+from timm.models._features import feature_take_indices
+from timm.models._manipulate import checkpoint
+
+from vision_ssm.layers.bimamba import BiMamba
+from vision_ssm.layers.pos_embed import insert_mid_token, mid_index, resample_pos_embed_mid_cls, split_mid_token
+from vision_ssm.models._builder import PretrainedLoaderMixin, build_ssm_model, make_cfg
+
+__all__ = ["VisionMamba", "VimBlock", "VimPatchEmbed", "RMSNorm", "checkpoint_filter_fn",
+           "scan_token_orders", "resolve_scan"]
+
+
+# ---------------------------------------------------------------------------------------- layers
+class RMSNorm(nn.Module):
+    """RMSNorm with a weight only (mamba_ssm's), computed in float32; output in the weight's dtype."""
+
+    def __init__(self, dim: int, eps: float = 1e-5, device=None, dtype=None):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim, device=device, dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x if x.dtype == torch.float64 else x.float()
+        y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (y * self.weight.to(y.dtype)).to(self.weight.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps}"
+
+
+class VimPatchEmbed(nn.Module):
+    """Conv2d patch embedding with kernel ``patch_size`` and a (possibly smaller) ``stride``.
+
+    The grid is ((H - patch) // stride + 1, (W - patch) // stride + 1), as in official Vim.  An
+    input whose size does not fit (``(H - patch) % stride != 0``) raises a ValueError naming the
+    size, or is zero-padded at the bottom / right with ``dynamic_img_pad=True``.  With
+    ``strict_img_size`` the input must be exactly ``img_size``.
+    """
+
+    def __init__(self, img_size=224, patch_size=16, stride=None, in_chans=3, embed_dim=192,
+                 strict_img_size: bool = True, dynamic_img_pad: bool = False):
+        super().__init__()
+        self.patch_size = to_2tuple(patch_size)
+        self.stride = to_2tuple(stride if stride is not None else patch_size)
+        self.img_size = to_2tuple(img_size)
+        self.strict_img_size = strict_img_size
+        self.dynamic_img_pad = dynamic_img_pad
+        self.grid_size = self.dynamic_feat_size(self.img_size)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.stride)
+
+    def _padding(self, size: Tuple[int, int]) -> Tuple[int, int]:
+        pads = []
+        for n, p, s in zip(size, self.patch_size, self.stride):
+            n_eff = max(n, p)
+            pads.append(n_eff - n + (s - (n_eff - p) % s) % s)
+        return pads[0], pads[1]
+
+    def check_size(self, size: Sequence[int]) -> None:
+        """Raises a ValueError naming the size when it does not fit the patch grid."""
+        H, W = int(size[0]), int(size[1])
+        if self.dynamic_img_pad:
+            return
+        for n, p, s, what in zip((H, W), self.patch_size, self.stride, ("height", "width")):
+            if n < p or (n - p) % s:
+                raise ValueError(
+                    f"input size {H}x{W}: {what} {n} does not fit patches of {p} with stride {s} "
+                    f"((size - {p}) must be a non-negative multiple of {s}); resize the input or build the "
+                    f"model with dynamic_img_pad=True to pad it")
+
+    def dynamic_feat_size(self, img_size: Sequence[int]) -> Tuple[int, int]:
+        """The patch grid (H', W') for an input of ``img_size`` = (H, W)."""
+        H, W = int(img_size[0]), int(img_size[1])
+        self.check_size((H, W))
+        ph, pw = self._padding((H, W)) if self.dynamic_img_pad else (0, 0)
+        return ((H + ph - self.patch_size[0]) // self.stride[0] + 1,
+                (W + pw - self.patch_size[1]) // self.stride[1] + 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, H, W) -> (B, C, H', W')."""
+        H, W = x.shape[-2:]
+        if self.strict_img_size and (H, W) != self.img_size:
+            raise ValueError(
+                f"input size {H}x{W} does not match the model's img_size {self.img_size[0]}x{self.img_size[1]}; "
+                f"build the model with img_size=({H}, {W}) or dynamic_img_size=True")
+        self.check_size((H, W))
+        if self.dynamic_img_pad:
+            ph, pw = self._padding((H, W))
+            if ph or pw:
+                x = F.pad(x, (0, pw, 0, ph))
+        return self.proj(x)
+
+
+class VimBlock(nn.Module):
+    """r -> r + drop_path(mixer(norm(r))), the residual r kept in its (float32) dtype."""
+
+    def __init__(self, dim: int, mixer_kwargs: Optional[Dict[str, Any]] = None, norm_eps: float = 1e-5,
+                 drop_path: float = 0.0):
+        super().__init__()
+        self.mixer = BiMamba(dim, **(mixer_kwargs or {}))
+        self.norm = RMSNorm(dim, eps=norm_eps)
+        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, orders: Optional[torch.Tensor] = None,
+                inverse: Optional[torch.Tensor] = None) -> torch.Tensor:
+        h = self.mixer(self.norm(x), orders, inverse)
+        return x + self.drop_path(h).to(x.dtype)
+
+
+# ---------------------------------------------------------------------------------------- scans
+def resolve_scan(scan):
+    """``scan=``: a registered name, (name, options), dict(name=..., **options) or a strategy."""
+    import scans
+    if isinstance(scan, str):
+        return scans.get_scan(scan)
+    if isinstance(scan, (tuple, list)) and len(scan) == 2 and isinstance(scan[0], str):
+        return scans.get_scan(scan[0], **dict(scan[1] or {}))
+    if isinstance(scan, dict):
+        options = dict(scan)
+        if "name" not in options:
+            raise ValueError(f"scan={scan!r}: a dict must name the strategy with a 'name' key")
+        return scans.get_scan(options.pop("name"), **options)
+    return scans.get_scan(scan)
+
+
+def scan_token_orders(strategy, H: int, W: int, class_token: bool = True, device=None) -> torch.Tensor:
+    """(K, L) token orders: row k lists the token indices visited by direction k.
+
+    Tokens are laid out as in official Vim, the class token at index M // 2 (M = H·W) among the
+    row-major patches.  The class token is visited at step M // 2 of every direction, except that a
+    direction whose patch order reverses an earlier direction's becomes the exact reverse of that
+    direction's token order (so reversed pairs stay mirror images, as official Vim's fwd / bwd).
+    """
+    patch = strategy.orders(H, W, device)  # (K, M) row-major positions
+    if not class_token:
+        return patch
+    M = H * W
+    mid = mid_index(M)
+    tokens = patch + (patch >= mid).to(patch.dtype)  # token index of each patch
+    cls = torch.full((1,), mid, dtype=patch.dtype, device=patch.device)
+    rows: List[torch.Tensor] = []
+    for k in range(patch.shape[0]):
+        mirror = next((j for j in range(k) if torch.equal(patch[k], patch[j].flip(0))), None)
+        if mirror is not None:
+            rows.append(rows[mirror].flip(0))
+        else:
+            rows.append(torch.cat([tokens[k, :mid], cls, tokens[k, mid:]]))
+    return torch.stack(rows)
+
+
+# ---------------------------------------------------------------------------------------- model
+class VisionMamba(PretrainedLoaderMixin, nn.Module):
+    """Vision Mamba (Vim) with a middle class token and pluggable scan strategies.
+
+    Args:
+        img_size, patch_size, stride (default: patch_size), in_chans, num_classes: as in timm.
+        global_pool: "token" (the class token, official), "avg" (mean of the patch tokens) or "".
+        embed_dim, depth: model width and number of blocks.
+        d_state, d_conv, expand, dt_rank: mixer sizes (16, 4, 2, "auto" = ceil(embed_dim / 16)).
+        scan: scan strategy (name, (name, options), dict or instance); default "bidirectional".
+        merge: how the K directions are combined: "mean" (official), "sum", None (the strategy's).
+        scan_backend: selective-scan backend ("auto", "torch", "triton", "ref").
+        class_token: with a middle class token (official) or without (then global_pool "avg").
+        drop_rate: dropout before the head; pos_drop_rate: after adding the position embedding
+            (official Vim calls it ``drop_rate``); drop_path_rate: stochastic depth,
+            linspace(0, rate, depth) over the blocks.
+        norm_eps: RMSNorm epsilon (1e-5).
+        residual_in_fp32: keep the residual stream in float32 (official: True).
+        dynamic_img_size, dynamic_img_pad: timm's options (see the module docstring).
+        dt_init_mode: "official" or "mamba" (see :mod:`vision_ssm.layers.bimamba`).
+    """
+
+    def __init__(
+            self,
+            img_size: Union[int, Tuple[int, int]] = 224,
+            patch_size: int = 16,
+            stride: Optional[int] = None,
+            in_chans: int = 3,
+            num_classes: int = 1000,
+            global_pool: str = "token",
+            embed_dim: int = 192,
+            depth: int = 24,
+            d_state: int = 16,
+            d_conv: int = 4,
+            expand: float = 2,
+            dt_rank="auto",
+            scan="bidirectional",
+            merge: Optional[str] = "mean",
+            scan_backend: str = "auto",
+            class_token: bool = True,
+            drop_rate: float = 0.0,
+            pos_drop_rate: float = 0.0,
+            drop_path_rate: float = 0.0,
+            norm_eps: float = 1e-5,
+            residual_in_fp32: bool = True,
+            dynamic_img_size: bool = False,
+            dynamic_img_pad: bool = False,
+            dt_init_mode: str = "official",
+            weight_init: str = "",
+    ):
+        super().__init__()
+        if global_pool not in ("token", "avg", ""):
+            raise ValueError(f"global_pool must be 'token', 'avg' or '', got {global_pool!r}")
+        if global_pool == "token" and not class_token:
+            raise ValueError("global_pool='token' needs class_token=True")
+        if weight_init not in ("", "official", "skip"):
+            raise ValueError(f"weight_init must be '' / 'official' or 'skip', got {weight_init!r}")
+        self.scan = resolve_scan(scan)
+        K = self.scan.num_directions
+        merge = merge if merge is not None else getattr(self.scan, "merge", "mean")
+
+        self.num_classes = num_classes
+        self.global_pool = global_pool
+        self.num_features = self.head_hidden_size = self.embed_dim = embed_dim
+        self.num_prefix_tokens = 1 if class_token else 0
+        self.has_class_token = class_token
+        self.residual_in_fp32 = residual_in_fp32
+        self.dynamic_img_size = dynamic_img_size
+        self.grad_checkpointing = False
+        self.depth = depth
+
+        self.patch_embed = VimPatchEmbed(img_size, patch_size, stride, in_chans, embed_dim,
+                                         strict_img_size=not dynamic_img_size, dynamic_img_pad=dynamic_img_pad)
+        num_patches = self.patch_embed.num_patches
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + self.num_prefix_tokens, embed_dim))
+        self.pos_drop = nn.Dropout(pos_drop_rate)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+
+        mixer_kwargs = dict(d_state=d_state, d_conv=d_conv, expand=expand, dt_rank=dt_rank, num_directions=K,
+                            merge=merge, dt_init_mode=dt_init_mode, scan_backend=scan_backend)
+        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth, device="cpu")]
+        self.layers = nn.ModuleList([
+            VimBlock(embed_dim, mixer_kwargs, norm_eps=norm_eps, drop_path=dpr[i]) for i in range(depth)])
+        self.norm_f = RMSNorm(embed_dim, eps=norm_eps)
+
+        reduction = self.patch_embed.stride[0]
+        self.feature_info = [dict(num_chs=embed_dim, reduction=reduction, module=f"layers.{i}")
+                             for i in range(depth)]
+        self._orders_cache: Dict[Tuple, Tuple[torch.Tensor, torch.Tensor]] = {}
+        if weight_init != "skip":
+            self.init_weights()
+
+    # ------------------------------------------------------------------ init
+    def init_weights(self) -> None:
+        """Official Vim init (segm_init_weights + mamba _init_weights with prenorm rescaling)."""
+        lecun_normal_(self.patch_embed.proj.weight)
+        nn.init.zeros_(self.patch_embed.proj.bias)
+        if isinstance(self.head, nn.Linear):
+            trunc_normal_(self.head.weight, std=0.02)
+            nn.init.zeros_(self.head.bias)
+        trunc_normal_(self.pos_embed, std=0.02)
+        if self.cls_token is not None:
+            trunc_normal_(self.cls_token, std=0.02)
+        for module in self.modules():
+            if isinstance(module, nn.Linear) and module.bias is not None \
+                    and not getattr(module.bias, "_no_reinit", False):
+                nn.init.zeros_(module.bias)
+        # GPT-2 style rescaling of the residual-branch output projections by 1/sqrt(depth)
+        for block in self.layers:
+            w = block.mixer.out_proj.weight
+            nn.init.kaiming_uniform_(w, a=math.sqrt(5))
+            with torch.no_grad():
+                w.div_(math.sqrt(self.depth))
+
+    # ------------------------------------------------------------------ timm API
+    @torch.jit.ignore
+    def no_weight_decay(self) -> Set[str]:
+        names = {"pos_embed", "cls_token"}
+        for name, p in self.named_parameters():
+            if getattr(p, "_no_weight_decay", False):
+                names.add(name)
+        return names
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
+        return dict(
+            stem=r"^cls_token|^pos_embed|^patch_embed",
+            blocks=[(r"^layers\.(\d+)", None), (r"^norm_f", (99999,))],
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        self.num_classes = num_classes
+        if global_pool is not None:
+            if global_pool not in ("token", "avg", ""):
+                raise ValueError(f"global_pool must be 'token', 'avg' or '', got {global_pool!r}")
+            if global_pool == "token" and not self.has_class_token:
+                raise ValueError("global_pool='token' needs a class token")
+            self.global_pool = global_pool
+        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+
+    def set_scan_backend(self, backend: str) -> None:
+        """Selects the selective-scan backend of every mixer ("auto", "torch", "triton", "ref")."""
+        for block in self.layers:
+            block.mixer.scan_backend = backend
+
+    @property
+    def num_directions(self) -> int:
+        return self.scan.num_directions
+
+    # ------------------------------------------------------------------ helpers
+    def scan_orders(self, H: int, W: int, device=None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(orders, inverse) token permutations (K, L) for an H×W patch grid, cached."""
+        device = torch.device(device) if device is not None else self.pos_embed.device
+        key = (H, W, str(device))
+        cached = self._orders_cache.get(key)
+        if cached is None:
+            with torch.no_grad():
+                orders = scan_token_orders(self.scan, H, W, self.has_class_token, torch.device("cpu")).to(device)
+                inverse = torch.argsort(orders, dim=-1)
+            cached = (orders, inverse)
+            self._orders_cache[key] = cached
+        return cached
+
+    def _pos_embed_for(self, H: int, W: int) -> torch.Tensor:
+        if (H, W) == tuple(self.patch_embed.grid_size):
+            return self.pos_embed
+        return resample_pos_embed_mid_cls(self.pos_embed, (H, W), old_size=self.patch_embed.grid_size,
+                                          num_prefix_tokens=self.num_prefix_tokens)
+
+    def _embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        x = self.patch_embed(x)  # (B, C, H', W')
+        B, _, H, W = x.shape
+        x = x.flatten(2).transpose(1, 2)
+        if self.cls_token is not None:
+            x = insert_mid_token(x, self.cls_token.expand(B, -1, -1).to(x.dtype))
+        x = self.pos_drop(x + self._pos_embed_for(H, W))
+        if self.residual_in_fp32:
+            x = x.float() if x.dtype != torch.float64 else x
+        return x, (H, W)
+
+    def _run_block(self, block: VimBlock, x, orders, inverse):
+        if self.grad_checkpointing and not torch.jit.is_scripting() and torch.is_grad_enabled():
+            return checkpoint(block, x, orders, inverse)
+        return block(x, orders, inverse)
+
+    def _split_tokens(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(B, L, C) -> ((B, M, C) patch tokens in row-major order, (B, 1, C) class token or None)."""
+        if self.has_class_token:
+            return split_mid_token(x)
+        return x, None
+
+    # ------------------------------------------------------------------ forward
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, L, C) normalised tokens (class token at index M // 2)."""
+        x, (H, W) = self._embed(x)
+        orders, inverse = self.scan_orders(H, W, x.device)
+        for block in self.layers:
+            x = self._run_block(block, x, orders, inverse)
+        return self.norm_f(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if self.global_pool == "token":
+            x = x[:, mid_index(x.shape[1] - 1)]
+        elif self.global_pool == "avg":
+            x = self._split_tokens(x)[0].mean(dim=1)
+        x = self.head_drop(x)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = "NCHW",
+            intermediates_only: bool = False,
+            return_prefix_tokens: bool = False,
+    ):
+        """Outputs of the blocks ``indices`` (timm's convention: int = last n, None = all).
+
+        Each intermediate is the residual stream after the block (``norm=True``: through ``norm_f``)
+        without the class token: (B, C, H', W') for "NCHW" or (B, H'·W', C) for "NLC"; with
+        ``return_prefix_tokens`` each is a tuple (map, class token (B, 1, C)).
+        Returns ``(final normalised tokens, intermediates)`` or only the intermediates.
+        """
+        if output_fmt not in ("NCHW", "NLC"):
+            raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
+        take_indices, max_index = feature_take_indices(len(self.layers), indices)
+        x, (H, W) = self._embed(x)
+        B = x.shape[0]
+        orders, inverse = self.scan_orders(H, W, x.device)
+        layers = self.layers if not stop_early else self.layers[:max_index + 1]
+        intermediates = []
+        for i, block in enumerate(layers):
+            x = self._run_block(block, x, orders, inverse)
+            if i in take_indices:
+                y = self.norm_f(x) if norm else x
+                patches, prefix = self._split_tokens(y)
+                if output_fmt == "NCHW":
+                    patches = patches.reshape(B, H, W, -1).permute(0, 3, 1, 2).contiguous()
+                if return_prefix_tokens and prefix is not None:
+                    intermediates.append((patches, prefix))
+                else:
+                    intermediates.append(patches)
+        if intermediates_only:
+            return intermediates
+        return self.norm_f(x), intermediates
+
+    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> List[int]:
+        """Drops the blocks after the last of ``indices`` (and the norm / head); returns the indices."""
+        take_indices, max_index = feature_take_indices(len(self.layers), indices)
+        self.layers = self.layers[:max_index + 1]
+        self.feature_info = self.feature_info[:max_index + 1]
+        if prune_norm:
+            self.norm_f = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0, "")
+        return take_indices
+
+
+# ---------------------------------------------------------------------------------------- loading
+def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VisionMamba) -> Dict[str, torch.Tensor]:
+    """Official Vim state dicts load as is (identity key mapping); this only adapts sizes:
+
+    * ``pos_embed`` of another grid is interpolated to the model's (bicubic, the class token kept,
+      at the middle); the checkpoint's grid is taken as square;
+    * ``patch_embed.proj.weight`` of another kernel size is resampled (timm's resample_patch_embed).
+    A training dict (``model`` / ``model_ema``) is unwrapped by the loader before this is called.
+    """
+    out = {}
+    for k, v in state_dict.items():
+        if k == "pos_embed" and v.shape != model.pos_embed.shape:
+            v = resample_pos_embed_mid_cls(v, model.patch_embed.grid_size, num_prefix_tokens=model.num_prefix_tokens)
+        elif k == "patch_embed.proj.weight" and v.shape[-2:] != model.patch_embed.proj.weight.shape[-2:]:
+            v = resample_patch_embed(v, list(model.patch_embed.patch_size), verbose=True)
+        out[k] = v
+    return out
+
+
+VisionMamba.checkpoint_filter_fn = staticmethod(checkpoint_filter_fn)
+
+
+def _create_vim(variant: str, pretrained: bool = False, **kwargs) -> VisionMamba:
+    out_indices = kwargs.pop("out_indices", min(3, kwargs.get("depth", 24)))  # last 3 blocks, like timm's ViT
+    return build_ssm_model(VisionMamba, variant, pretrained, feature_cfg=dict(out_indices=out_indices), **kwargs)
+
+
+def _cfg(hf_hub_id: str, hf_hub_filename: str, **kw) -> Dict[str, Any]:
+    return make_cfg(
+        hf_hub_id=hf_hub_id, hf_hub_filename=hf_hub_filename,
+        input_size=(3, 224, 224), pool_size=None, crop_pct=0.875, interpolation="bicubic",
+        fixed_input_size=True, mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD,
+        first_conv="patch_embed.proj", classifier="head", license="apache-2.0",
+        paper_ids="arXiv:2401.09417", paper_name="Vision Mamba", origin_url="https://github.com/hustvl/Vim",
+        **kw)
+
+
+# Official hub repos / files (the checkpoints are the official training dicts: model, model_ema, ...).
+# Vim-B: the model card's table names only the repo; the file name vim_b_midclstok_81p9acc.pth is the
+# one third-party code downloads from that repo.
+_HUB = {
+    "tiny": ("hustvl/Vim-tiny-midclstok", "vim_t_midclstok_76p1acc.pth"),
+    "tiny_s8": ("hustvl/Vim-tiny-midclstok", "vim_t_midclstok_ft_78p3acc.pth"),
+    "small": ("hustvl/Vim-small-midclstok", "vim_s_midclstok_80p5acc.pth"),
+    "small_s8": ("hustvl/Vim-small-midclstok", "vim_s_midclstok_ft_81p6acc.pth"),
+    "base": ("hustvl/Vim-base-midclstok", "vim_b_midclstok_81p9acc.pth"),
+}
+
+# short name -> (official long name, hub key, architecture kwargs)
+_VARIANTS = {
+    "vim_tiny_patch16_224": (
+        "vim_tiny_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2", "tiny",
+        dict(patch_size=16, embed_dim=192, depth=24)),
+    "vim_tiny_patch16_stride8_224": (
+        "vim_tiny_patch16_stride8_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2", "tiny_s8",
+        dict(patch_size=16, stride=8, embed_dim=192, depth=24)),
+    "vim_small_patch16_224": (
+        "vim_small_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2", "small",
+        dict(patch_size=16, embed_dim=384, depth=24)),
+    "vim_small_patch16_stride8_224": (
+        "vim_small_patch16_stride8_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2", "small_s8",
+        dict(patch_size=16, stride=8, embed_dim=384, depth=24)),
+    "vim_base_patch16_224": (
+        "vim_base_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_middle_cls_token_div2", "base",
+        dict(patch_size=16, embed_dim=768, depth=24)),
+}
+
+OFFICIAL_NAMES = {short: long for short, (long, _, _) in _VARIANTS.items()}
+
+default_cfgs = generate_default_cfgs({
+    **{f"{short}.hustvl_in1k": _cfg(*_HUB[hub]) for short, (_, hub, _) in _VARIANTS.items()},
+    **{f"{long}.hustvl_in1k": _cfg(*_HUB[hub]) for _, (long, hub, _) in _VARIANTS.items()},
+})
+
+
+def _build(short: str, variant: str, pretrained: bool, **kwargs) -> VisionMamba:
+    model_args = dict(_VARIANTS[short][2])
+    model_args.update(kwargs)  # embed_dim / depth / img_size / scan / ... are overridable
+    return _create_vim(variant, pretrained=pretrained, **model_args)
+
+
+@register_model
+def vim_tiny_patch16_224(pretrained: bool = False, **kwargs) -> VisionMamba:
+    """Vim-T: 7,148,008 parameters, 76.1 top-1."""
+    return _build("vim_tiny_patch16_224", "vim_tiny_patch16_224", pretrained, **kwargs)
+
+
+@register_model
+def vim_tiny_patch16_stride8_224(pretrained: bool = False, **kwargs) -> VisionMamba:
+    """Vim-T+ (patch 16, stride 8, 729 patches): 7,250,344 parameters, 78.3 top-1."""
+    return _build("vim_tiny_patch16_stride8_224", "vim_tiny_patch16_stride8_224", pretrained, **kwargs)
+
+
+@register_model
+def vim_small_patch16_224(pretrained: bool = False, **kwargs) -> VisionMamba:
+    """Vim-S: 25,796,584 parameters, 80.5 top-1."""
+    return _build("vim_small_patch16_224", "vim_small_patch16_224", pretrained, **kwargs)
+
+
+@register_model
+def vim_small_patch16_stride8_224(pretrained: bool = False, **kwargs) -> VisionMamba:
+    """Vim-S+ (patch 16, stride 8): 26,001,256 parameters, 81.6 top-1."""
+    return _build("vim_small_patch16_stride8_224", "vim_small_patch16_stride8_224", pretrained, **kwargs)
+
+
+@register_model
+def vim_base_patch16_224(pretrained: bool = False, **kwargs) -> VisionMamba:
+    """Vim-B: 97,598,440 parameters, 81.9 top-1."""
+    return _build("vim_base_patch16_224", "vim_base_patch16_224", pretrained, **kwargs)
+
+
+# The official factory names (hustvl/Vim vim/models_mamba.py), same models and weights.
+@register_model
+def vim_tiny_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2(
+        pretrained: bool = False, **kwargs) -> VisionMamba:
+    return _build("vim_tiny_patch16_224", OFFICIAL_NAMES["vim_tiny_patch16_224"], pretrained, **kwargs)
+
+
+@register_model
+def vim_tiny_patch16_stride8_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2(
+        pretrained: bool = False, **kwargs) -> VisionMamba:
+    return _build("vim_tiny_patch16_stride8_224", OFFICIAL_NAMES["vim_tiny_patch16_stride8_224"], pretrained, **kwargs)
+
+
+@register_model
+def vim_small_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2(
+        pretrained: bool = False, **kwargs) -> VisionMamba:
+    return _build("vim_small_patch16_224", OFFICIAL_NAMES["vim_small_patch16_224"], pretrained, **kwargs)
+
+
+@register_model
+def vim_small_patch16_stride8_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2(
+        pretrained: bool = False, **kwargs) -> VisionMamba:
+    return _build("vim_small_patch16_stride8_224", OFFICIAL_NAMES["vim_small_patch16_stride8_224"], pretrained,
+                  **kwargs)
+
+
+@register_model
+def vim_base_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_middle_cls_token_div2(
+        pretrained: bool = False, **kwargs) -> VisionMamba:
+    return _build("vim_base_patch16_224", OFFICIAL_NAMES["vim_base_patch16_224"], pretrained, **kwargs)
