@@ -1,0 +1,259 @@
+"""Building the zoo's models through timm, with pretrained weights read by OUR safe loader.
+
+Shared by every backbone (VMamba, Vim).  Public API:
+
+``build_ssm_model(model_cls, variant, pretrained=False, **kwargs)``
+    ``timm.models.build_model_with_cfg`` with
+      * ``feature_cfg=dict(feature_cls='getter', out_indices=...)``: ``features_only=True`` gives
+        timm's ``FeatureGetterNet`` over the model's ``forward_intermediates``;
+      * every pretrained source routed to :func:`load_pretrained_checkpoint` (``custom_load``):
+        ``file`` (local ``.pth`` / ``.safetensors``, e.g. ``pretrained_cfg_overlay=dict(file=PATH)``),
+        ``url`` (downloaded to timm's cache first) and ``hf-hub`` (``hf_hub_id`` + ``hf_hub_filename``,
+        which timm fetches and hands to ``model.load_pretrained`` when ``custom_load == 'hf'``).
+    Extra keyword arguments understood here (all optional, removed before the model sees them):
+      ``pretrained_filter_fn``  ``(state_dict, model) -> state_dict``; default: the class attribute
+                                ``model_cls.checkpoint_filter_fn`` (a staticmethod) if there is one.
+      ``pretrained_strict``     raise on missing / unexpected keys (default True).
+      ``pretrained_use_ema``    load the EMA weights of a training dict (default False).
+      ``feature_cfg``           overrides for the feature wrapper (e.g. default ``out_indices``);
+                                the default ``out_indices`` is ``model_cls.default_out_indices``
+                                or (0, 1, 2, 3).
+
+``load_pretrained_checkpoint(model, path, filter_fn=None, use_ema=False, strict=True)``
+    load_checkpoint_file -> unwrap_state_dict -> strip ``module.`` -> filter_fn -> drop a
+    classifier head whose shape no longer matches (timm's behaviour, reported) -> adapt the first
+    conv to ``in_chans`` when needed -> ``load_state_dict(strict=False)`` -> raise (strict) or warn,
+    naming every missing / unexpected / mis-shaped key.
+
+``PretrainedLoaderMixin``
+    gives a model ``load_pretrained(path)``, the hook timm calls for ``custom_load`` sources.
+
+``make_cfg(url=None, hf_hub_id=None, hf_hub_filename=None, **kw)``
+    a ``default_cfgs`` entry (a dict for ``timm.models.generate_default_cfgs``) with
+    ``custom_load`` set so that the weights always go through our loader.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import types
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.models import build_model_with_cfg
+
+from vision_ssm.checkpoint import (load_checkpoint_file, report_incompatible_keys, strip_prefix,
+                                   unwrap_state_dict)
+
+_logger = logging.getLogger(__name__)
+
+__all__ = ["build_ssm_model", "load_pretrained_checkpoint", "PretrainedLoaderMixin", "make_cfg",
+           "PretrainedLoadError"]
+
+FilterFn = Callable[[Dict[str, torch.Tensor], nn.Module], Dict[str, torch.Tensor]]
+
+_SOURCE_KEYS = ("file", "url", "hf_hub_id", "hf_hub_filename")
+
+
+class PretrainedLoadError(RuntimeError):
+    """A checkpoint does not fit the model (missing, unexpected or mis-shaped keys)."""
+
+
+def _as_tuple(names) -> Tuple[str, ...]:
+    if not names:
+        return ()
+    return (names,) if isinstance(names, str) else tuple(names)
+
+
+def _classifier_names(model: nn.Module) -> Tuple[str, ...]:
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    names = cfg.get("classifier") if isinstance(cfg, dict) else None
+    if names is None:
+        names = getattr(model, "classifier_names", None)
+    return _as_tuple(names)
+
+
+def _first_conv_names(model: nn.Module) -> Tuple[str, ...]:
+    traits = getattr(model, "_traits", None) or {}
+    names = traits.get("first_conv")
+    if names is None:
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        names = cfg.get("first_conv") if isinstance(cfg, dict) else None
+    return _as_tuple(names)
+
+
+def _adapt_first_conv(model: nn.Module, state_dict: Dict[str, torch.Tensor],
+                      model_sd: Dict[str, torch.Tensor]) -> None:
+    """Converts an RGB stem to the model's ``in_chans`` (timm's ``adapt_input_conv``)."""
+    from timm.models import adapt_input_conv
+    for name in _first_conv_names(model):
+        key = name + ".weight"
+        if key not in state_dict or key not in model_sd:
+            continue
+        src, dst = state_dict[key], model_sd[key]
+        if src.dim() == 4 and src.shape != dst.shape and src.shape[0] == dst.shape[0] \
+                and src.shape[2:] == dst.shape[2:]:
+            try:
+                state_dict[key] = adapt_input_conv(dst.shape[1], src)
+                _logger.info(f"Converted input conv {name} from {src.shape[1]} to {dst.shape[1]} channels")
+            except NotImplementedError:
+                pass
+
+
+def load_pretrained_checkpoint(
+        model: nn.Module,
+        path: str | os.PathLike,
+        filter_fn: Optional[FilterFn] = None,
+        use_ema: bool = False,
+        strict: bool = True,
+) -> Dict[str, List[str]]:
+    """Loads a checkpoint file into ``model`` through the safe loader; see the module docstring.
+
+    Returns ``dict(missing=..., unexpected=..., mismatched=..., dropped_head=...)``.
+    Raises :class:`PretrainedLoadError` naming the offending keys when ``strict`` and anything
+    besides a dropped classifier head is missing, unexpected or of the wrong shape.
+    """
+    checkpoint = load_checkpoint_file(path)
+    state_dict = unwrap_state_dict(checkpoint, use_ema=use_ema)
+    state_dict = strip_prefix(state_dict, "module.")
+    if filter_fn is not None:
+        state_dict = filter_fn(state_dict, model)
+    state_dict = dict(state_dict)
+    model_sd = model.state_dict()
+
+    # timm's behaviour: discard a classifier whose shape no longer matches (num_classes changed,
+    # or num_classes=0 with an Identity head) and report it.
+    dropped_head: List[str] = []
+    for name in _classifier_names(model):
+        for suffix in (".weight", ".bias"):
+            key = name + suffix
+            if key in state_dict and (key not in model_sd or model_sd[key].shape != state_dict[key].shape):
+                del state_dict[key]
+                dropped_head.append(key)
+    head_keys = {name + s for name in _classifier_names(model) for s in (".weight", ".bias")}
+    if dropped_head:
+        _logger.warning(f"{path}: classifier head does not match the model's num_classes; "
+                        f"not loaded (random init): {', '.join(dropped_head)}")
+
+    _adapt_first_conv(model, state_dict, model_sd)
+
+    mismatched = [f"{k} (checkpoint {tuple(v.shape)} vs model {tuple(model_sd[k].shape)})"
+                  for k, v in state_dict.items() if k in model_sd and model_sd[k].shape != v.shape]
+    for k in [k for k, v in state_dict.items() if k in model_sd and model_sd[k].shape != v.shape]:
+        del state_dict[k]
+
+    result = model.load_state_dict(state_dict, strict=False)
+    missing = [k for k in result.missing_keys if not (dropped_head and k in head_keys)]
+    unexpected = list(result.unexpected_keys)
+    message = report_incompatible_keys(missing, unexpected, what=f"checkpoint {os.fspath(path)}")
+    if mismatched:
+        message = (message + "; " if message else f"checkpoint {os.fspath(path)}: ") + \
+            f"{len(mismatched)} keys with mismatched shapes: {', '.join(mismatched[:20])}"
+    if message:
+        arch = type(model).__name__
+        if strict:
+            raise PretrainedLoadError(
+                f"{message}. The checkpoint does not match this {arch}: check the variant / "
+                f"constructor arguments, or pass pretrained_strict=False to load it partially.")
+        _logger.warning(message)
+    return dict(missing=missing, unexpected=unexpected, mismatched=mismatched, dropped_head=dropped_head)
+
+
+def _resolve_filter_fn(model: nn.Module) -> Optional[FilterFn]:
+    fn = getattr(model, "_ssm_pretrained_filter_fn", None)
+    if fn is None:
+        fn = getattr(type(model), "checkpoint_filter_fn", None)
+    return fn
+
+
+def _load_pretrained_method(self: nn.Module, checkpoint_path, use_ema: Optional[bool] = None,
+                            strict: Optional[bool] = None, filter_fn: Optional[FilterFn] = None):
+    return load_pretrained_checkpoint(
+        self, checkpoint_path,
+        filter_fn=filter_fn if filter_fn is not None else _resolve_filter_fn(self),
+        use_ema=getattr(self, "_ssm_pretrained_use_ema", False) if use_ema is None else use_ema,
+        strict=getattr(self, "_ssm_pretrained_strict", True) if strict is None else strict,
+    )
+
+
+class PretrainedLoaderMixin:
+    """``model.load_pretrained(path)``: the hook timm calls for ``custom_load`` pretrained sources.
+
+    A class using it may define ``checkpoint_filter_fn = staticmethod(fn)`` with
+    ``fn(state_dict, model) -> state_dict``; ``build_ssm_model`` records its strict / EMA options.
+    """
+
+    def load_pretrained(self, checkpoint_path, use_ema: Optional[bool] = None,
+                        strict: Optional[bool] = None, filter_fn: Optional[FilterFn] = None):
+        return _load_pretrained_method(self, checkpoint_path, use_ema=use_ema, strict=strict,
+                                       filter_fn=filter_fn)
+
+
+def _route_to_custom_load(overlay: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """timm resets ``custom_load`` to False when an overlay names a weight source; we keep our loader."""
+    overlay = dict(overlay or {})
+    if any(overlay.get(k) for k in _SOURCE_KEYS) and "custom_load" not in overlay:
+        overlay["custom_load"] = "hf"  # truthy: file/url -> load_pretrained; hf-hub (+filename) too
+    return overlay
+
+
+def build_ssm_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> nn.Module:
+    """Builds ``variant`` of ``model_cls`` through timm; see the module docstring."""
+    filter_fn = kwargs.pop("pretrained_filter_fn", None)
+    if filter_fn is None:
+        filter_fn = getattr(model_cls, "checkpoint_filter_fn", None)
+    strict = kwargs.pop("pretrained_strict", True)
+    use_ema = kwargs.pop("pretrained_use_ema", False)
+    feature_cfg = dict(feature_cls="getter",
+                       out_indices=tuple(getattr(model_cls, "default_out_indices", (0, 1, 2, 3))))
+    feature_cfg.update(kwargs.pop("feature_cfg", None) or {})
+    kwargs["pretrained_cfg_overlay"] = _route_to_custom_load(kwargs.get("pretrained_cfg_overlay"))
+
+    def factory(**model_kwargs):
+        model = model_cls(**model_kwargs)
+        model._ssm_pretrained_filter_fn = filter_fn
+        model._ssm_pretrained_strict = strict
+        model._ssm_pretrained_use_ema = use_ema
+        if not hasattr(model, "load_pretrained"):
+            model.load_pretrained = types.MethodType(_load_pretrained_method, model)
+        return model
+
+    return build_model_with_cfg(
+        factory, variant, pretrained,
+        pretrained_filter_fn=filter_fn,  # used by timm for the in-memory `state_dict` source
+        pretrained_strict=strict,
+        feature_cfg=feature_cfg,
+        **kwargs,
+    )
+
+
+def make_cfg(url: Optional[str] = None, hf_hub_id: Optional[str] = None,
+             hf_hub_filename: Optional[str] = None, **kw) -> Dict[str, Any]:
+    """A ``default_cfgs`` entry whose weights load through :func:`load_pretrained_checkpoint`.
+
+    With ``hf_hub_id`` the file name defaults to ``model.safetensors`` (timm only routes a hub
+    download to ``model.load_pretrained`` when a file name is given).
+    """
+    if hf_hub_id and not hf_hub_filename:
+        hf_hub_filename = "model.safetensors"
+    cfg = dict(
+        url=url,
+        hf_hub_id=hf_hub_id,
+        hf_hub_filename=hf_hub_filename,
+        custom_load="hf",  # truthy for file/url; 'hf' also routes hub files to load_pretrained
+        num_classes=1000,
+        input_size=(3, 224, 224),
+        pool_size=(7, 7),
+        crop_pct=0.875,
+        interpolation="bicubic",
+        fixed_input_size=False,
+        mean=IMAGENET_DEFAULT_MEAN,
+        std=IMAGENET_DEFAULT_STD,
+        first_conv="patch_embed.0",
+        classifier="head",
+        license="apache-2.0",
+    )
+    cfg.update(kw)
+    return {k: v for k, v in cfg.items() if v is not None or k in ("first_conv", "classifier", "pool_size")}
