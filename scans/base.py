@@ -17,6 +17,8 @@ MERGES = ("sum", "mean")
 
 def check_int(option: str, value, minimum: int = 1) -> int:
     """``value`` as an int >= ``minimum``; errors name ``option``."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point():
+        value = int(value)  # sizes read from a traced tensor's shape (torch.jit.trace)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"`{option}` must be an int >= {minimum}, got {value!r}")
     if value < minimum:
