@@ -1,0 +1,17 @@
+#!/usr/bin/env python
+"""Top-1/top-5/loss of a model on a dataset, from ``--checkpoint`` (a training checkpoint of ours
+or an official one) or ``--pretrained``, at any ``--img-size``; ``--use-ema`` for EMA weights.
+
+    python tools/validate.py --checkpoint outputs/digits/best.pth --output results.json
+
+All logic lives in ``vision_ssm.train.evaluate``; ``python tools/validate.py --help`` lists every flag.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from vision_ssm.train.cli import validate_main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(validate_main())
