@@ -80,6 +80,7 @@ class ScanStrategy:
         """K sequences (rows), each a permutation of range(H*W) in scan order."""
         raise NotImplementedError
 
+    @torch.compiler.disable  # built once per grid with numpy and cached: not for tracing
     def orders(self, H: int, W: int, device=None) -> torch.Tensor:
         """The (K, H*W) int64 index map, cached per (H, W, device): treat it as read-only."""
         H, W = check_int("H", H), check_int("W", W)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import os
 import types
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -139,13 +139,15 @@ def load_pretrained_checkpoint(
 
     _adapt_first_conv(model, state_dict, model_sd)
 
-    mismatched = [f"{k} (checkpoint {tuple(v.shape)} vs model {tuple(model_sd[k].shape)})"
-                  for k, v in state_dict.items() if k in model_sd and model_sd[k].shape != v.shape]
-    for k in [k for k, v in state_dict.items() if k in model_sd and model_sd[k].shape != v.shape]:
+    mismatched_keys = [k for k, v in state_dict.items() if k in model_sd and model_sd[k].shape != v.shape]
+    mismatched = [f"{k} (checkpoint {tuple(state_dict[k].shape)} vs model {tuple(model_sd[k].shape)})"
+                  for k in mismatched_keys]
+    for k in mismatched_keys:
         del state_dict[k]
 
     result = model.load_state_dict(state_dict, strict=False)
-    missing = [k for k in result.missing_keys if not (dropped_head and k in head_keys)]
+    missing = [k for k in result.missing_keys
+               if k not in mismatched_keys and not (dropped_head and k in head_keys)]
     unexpected = list(result.unexpected_keys)
     message = report_incompatible_keys(missing, unexpected, what=f"checkpoint {os.fspath(path)}")
     if mismatched:

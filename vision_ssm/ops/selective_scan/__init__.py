@@ -39,7 +39,6 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
-@torch.compiler.disable  # one opaque call for torch.compile: never unrolled into the graph
 def _run(args: ScanArgs, return_last_state: bool, backend: str):
     if backend == "ref":
         from .reference import selective_scan_ref
@@ -51,6 +50,7 @@ def _run(args: ScanArgs, return_last_state: bool, backend: str):
     return selective_scan_triton(args, return_last_state)
 
 
+@torch.compiler.disable  # one opaque call for torch.compile: checks and kernels stay out of the graph
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    return_last_state=False, backend="auto", *, index=None, merge="sum"):
     """Selective scan: h_t = exp(dt_t A) h_{t-1} + dt_t B_t u_t,  y_t = C_t h_t + D u_t,  y *= silu(z).
