@@ -1,0 +1,210 @@
+"""benchmark_models.py, benchmark_scans.py and model_zoo.py in miniature runs: they finish, write
+parseable JSON / CSV / PNG with the expected fields, and reject bad arguments with clear errors."""
+import csv
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_VMAMBA = ["vmamba_tiny_s1l8:dims=8", "vmamba_tiny_s1l8:depths=1,1,1,1"]
+TINY_VIM = ["vim_tiny_patch16_224:embed_dim=16", "vim_tiny_patch16_224:depth=1"]
+TINY_DEIT = ["deit_tiny_patch16_224:embed_dim=16", "deit_tiny_patch16_224:depth=1", "deit_tiny_patch16_224:num_heads=1"]
+
+
+def _tool(name):
+    spec = importlib.util.spec_from_file_location(f"_tool_{name}", ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tools():
+    return {n: _tool(n) for n in ("benchmark_models", "benchmark_scans", "model_zoo")}
+
+
+def test_benchmark_models_cli_isolated(tmp_path):
+    """The command line as the lead runs it: re-exec for the malloc setting, one subprocess per model."""
+    out = tmp_path / "bm"
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")  # as the tool's re-exec would set it
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "benchmark_models.py"), "--models", "vmamba_tiny_s1l8",
+         "--model-kwargs", "dims=8", "depths=1,1,1,1", "--sizes", "32", "--batch", "1", "--repeats", "1",
+         "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[1/1] VMamba-T[s1l8] @32 b1" in proc.stdout and "| VMamba-T[s1l8] | 32 |" in proc.stdout
+    result = json.loads((out / "benchmark_models.json").read_text())
+    assert result["isolate"] is True and result["batch"] == 1
+    (row,) = result["rows"]
+    assert not row.get("error"), row
+    assert row["model"] == "vmamba_tiny_s1l8" and row["img_size"] == 32
+    assert row["infer_ips"] > 0 and row["infer_ms"] > 0 and row["infer_peak_mib"] >= 0 and row["params"] > 0
+    assert (out / "benchmark_models.png").stat().st_size > 0
+
+
+def test_benchmark_models_pairs_and_ratios(tmp_path, tools, capsys):
+    out = tmp_path / "bm"
+    code = tools["benchmark_models"].main(
+        ["--models", "vim_t", "deit_t", "--model-kwargs", *TINY_VIM, *TINY_DEIT, "--sizes", "32", "48",
+         "--batch", "1", "--repeats", "1", "--warmup", "0", "--no-isolate", "--train", "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "Vim-T/DeiT-T speed" in text and "Vim-T/DeiT-T speed (train)" in text
+    result = json.loads((out / "benchmark_models.json").read_text())
+    assert [(r["model"], r["img_size"]) for r in result["rows"]] == [
+        ("vim_tiny_patch16_224", 32), ("vim_tiny_patch16_224", 48),
+        ("deit_tiny_patch16_224", 32), ("deit_tiny_patch16_224", 48)]
+    for row in result["rows"]:
+        assert not row.get("error"), row
+        assert {"infer_ips", "infer_peak_mib", "train_ips", "train_peak_mib", "params_m"} <= set(row)
+    ratios = result["ratios"]
+    assert [r["img_size"] for r in ratios] == [32, 48]
+    assert all(r["pair"] == "Vim-T/DeiT-T" and r["infer_speed_ratio"] > 0 and r["train_speed_ratio"] > 0
+               for r in ratios)
+    assert [r["img_size"] for r in result["side_by_side"]] == [32, 48]
+
+
+def test_benchmark_models_bad_arguments(tools, capsys):
+    main = tools["benchmark_models"].main
+    with pytest.raises(SystemExit) as exc:
+        main(["--models", "vmamba_tiny_s1l9", "--sizes", "32"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'vmamba_tiny_s1l9'" in err and "vmamba_tiny_s1l8" in err
+    tiny = ["--models", "vim_t", "--model-kwargs", *TINY_VIM, "--sizes", "32", "--repeats", "1", "--no-isolate"]
+    with pytest.raises(SystemExit):
+        main([*tiny, "--batch", "0"])
+    assert "--batch" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*tiny, "--pairs", "vim_t-deit_t"])
+    assert "expected A:B" in capsys.readouterr().err
+
+
+def test_benchmark_scans_with_training(tmp_path, tools, capsys):
+    out = tmp_path / "bs"
+    code = tools["benchmark_scans"].main(
+        ["--scans", "local:window=2", "--model-kwargs", "dims=8", "depths=1,1,1,1",
+         "--sizes", "32", "--batch", "1", "--repeats", "1", "--warmup", "0",
+         "--train", "digits", "--epochs", "1", "--seeds", "0", "1", "--train-samples", "32", "--val-samples", "32",
+         "--train-batch", "16", "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "[train 2/2] scan=local:window=2 seed=1: top-1" in text and "±" in text
+    result = json.loads((out / "benchmark_scans.json").read_text())
+    assert result["scans"] == ["local:window=2"] and result["task"] == "digits" and result["seeds"] == [0, 1]
+    (row,) = result["rows"]
+    assert not row.get("error"), row
+    assert row["scan"] == "local:window=2" and row["scan_spec"] == {"name": "local", "window": 2}
+    assert row["directions"] == 4 and row["img_size"] == 32
+    assert row["gflops"] > 0 and row["params"] > 0 and row["infer_ips"] > 0 and row["train_ips"] > 0
+    assert row["infer_peak_mib"] >= 0 and row["train_peak_mib"] >= 0
+    assert row["acc_n"] == 2 and 0 <= row["acc_mean"] <= 100 and row["acc_std"] >= 0
+    (acc,) = result["accuracy"]
+    assert [r["seed"] for r in acc["runs"]] == [0, 1] and acc["mean"] == row["acc_mean"]
+    with open(out / "benchmark_scans.csv", newline="") as f:
+        (line,) = list(csv.DictReader(f))
+    assert line["scan"] == "local:window=2" and float(line["acc_mean"]) == pytest.approx(row["acc_mean"])
+    assert "| local:window=2 | 4 | 32 |" in (out / "benchmark_scans.md").read_text()
+    assert (out / "benchmark_scans.png").stat().st_size > 0
+
+
+def test_benchmark_scans_several_scans_and_sizes(tmp_path, tools):
+    out = tmp_path / "bs"
+    code = tools["benchmark_scans"].main(
+        ["--scans", "raster", "cross", "--model-kwargs", "dims=8", "depths=1,1,1,1", "--sizes", "32", "64",
+         "--batch", "1", "--repeats", "1", "--warmup", "0", "--no-flops", "--no-memory", "--no-train-throughput",
+         "--out", str(out)])
+    assert code == 0
+    result = json.loads((out / "benchmark_scans.json").read_text())
+    assert [(r["scan"], r["img_size"]) for r in result["rows"]] == [
+        ("raster", 32), ("raster", 64), ("cross", 32), ("cross", 64)]
+    rows = {r["scan"]: r for r in result["rows"]}
+    assert rows["raster"]["directions"] == 1 and rows["cross"]["directions"] == 4
+    assert rows["cross"]["params"] > rows["raster"]["params"]  # per-direction parameters
+    assert all(r["infer_ips"] > 0 and "train_ips" not in r and "gflops" not in r for r in result["rows"])
+
+
+def test_benchmark_scans_scaling(tmp_path, tools):
+    out = tmp_path / "sc"
+    code = tools["benchmark_scans"].main(
+        ["--scaling", "--models", "vim_t", "deit_t", "--model-kwargs", *TINY_VIM, *TINY_DEIT,
+         "--sizes", "32", "64", "--batch", "1", "--repeats", "1", "--warmup", "0", "--no-isolate", "--out", str(out)])
+    assert code == 0
+    result = json.loads((out / "benchmark_scaling.json").read_text())
+    assert {r["model"] for r in result["rows"]} == {"vim_tiny_patch16_224", "deit_tiny_patch16_224"}
+    assert all(r["infer_ms_per_image"] > 0 for r in result["rows"])
+    exps = {e["model"]: e for e in result["exponents"]}
+    assert set(exps) == {"vim_tiny_patch16_224", "deit_tiny_patch16_224"}
+    assert all("time_exponent" in e for e in exps.values())
+    assert (out / "benchmark_scaling.png").stat().st_size > 0
+
+
+def test_benchmark_scans_bad_arguments(tools, capsys):
+    main = tools["benchmark_scans"].main
+    tiny = ["--model-kwargs", "dims=8", "depths=1,1,1,1", "--sizes", "32", "--batch", "1", "--repeats", "1",
+            "--no-flops"]
+    with pytest.raises(SystemExit) as exc:
+        main([*tiny, "--scans", "crosss"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown scan 'crosss'" in err and "did you mean cross" in err and "hilbert" in err
+    with pytest.raises(SystemExit):
+        main([*tiny, "--scans", "local:windw=3"])
+    assert "windw" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*tiny, "--model", "no_such_model"])
+    assert "unknown model 'no_such_model'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*tiny, "--scans", "raster", "--train", "/no/such/dir"])
+    assert "ImageFolder" in capsys.readouterr().err
+
+
+def test_model_zoo_tiny(tmp_path, tools, capsys):
+    md = tmp_path / "model_zoo.md"
+    md.write_text("# Zoo\n\nhand-written intro\n\n<!-- zoo:begin -->\nstale\n<!-- zoo:end -->\n\nhand-written end\n")
+    cache = tmp_path / "cache.json"
+    gpu = tmp_path / "gpu.json"
+    gpu.write_text(json.dumps(dict(device="NVIDIA H100", batch=128, amp="bf16", rows=[
+        dict(model="vim_tiny_patch16_224", img_size=64, infer_ips=4321.0, train_ips=1234.0)])))
+    args = ["--models", "vim_tiny_patch16_224", "--model-kwargs", "depth=1", "embed_dim=16", "--img-size", "64",
+            "--batch", "1", "--repeats", "1", "--warmup", "0", "--no-isolate", "--out", str(md),
+            "--cache", str(cache), "--gpu-json", str(gpu)]
+    main = tools["model_zoo"].main
+    assert main(args) == 0
+    text = md.read_text()
+    assert text.startswith("# Zoo\n\nhand-written intro\n\n<!-- zoo:begin -->") and text.endswith(
+        "<!-- zoo:end -->\n\nhand-written end\n")
+    assert "stale" not in text
+    line = next(ln for ln in text.splitlines() if ln.startswith("| Vim-T |"))
+    assert "✗ official 7,148,008" in line  # a 1-block Vim-T does not match the published count
+    assert "4321" in line and "76.1" in line and "hustvl/Vim-tiny-midclstok" in line
+    entry = json.loads(cache.read_text())["entries"]["vim_tiny_patch16_224"]
+    assert entry["params"] > 0 and entry["gflops"] > 0 and entry["cpu_ips"] > 0
+    assert entry["signature"] == dict(img_size=64, batch=1, threads=2, model_kwargs=dict(depth=1, embed_dim=16))
+    capsys.readouterr()
+
+    assert main(args) == 0  # from the cache, unchanged
+    assert "cached" in capsys.readouterr().out
+    assert json.loads(cache.read_text())["entries"]["vim_tiny_patch16_224"] == entry
+
+    with pytest.raises(SystemExit):
+        main(["--models", "deit_tiny_patch16_224", "--out", str(md), "--cache", str(cache), "--no-isolate",
+              "--img-size", "32", "--batch", "1", "--repeats", "1"])
+    assert "not in the zoo" in capsys.readouterr().err
+
+
+def test_zoo_markers_created(tmp_path):
+    from vision_ssm import zoo
+    path = tmp_path / "new.md"
+    zoo.update_markdown(path, "table v1")
+    zoo.update_markdown(path, "table v2")
+    assert path.read_text() == "# Model zoo\n\n<!-- zoo:begin -->\ntable v2\n<!-- zoo:end -->\n"
+    broken = tmp_path / "broken.md"
+    broken.write_text("<!-- zoo:end -->\n<!-- zoo:begin -->\n")
+    with pytest.raises(ValueError, match="markers"):
+        zoo.update_markdown(broken, "x")
