@@ -55,7 +55,8 @@ def _training_dict(model_sd, ema_sd=None, model_name="official"):
 def _load_via_timm(name, path, **kwargs):
     import timm
 
-    import vision_ssm.models.vmamba  # noqa: F401  (registers the VMamba family)
+    from vision_ssm.bench.models import register_models
+    register_models()  # the VMamba family too
     return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs)
 
 

@@ -232,3 +232,14 @@ def test_triton_backend_needs_cuda_or_interpreter(monkeypatch):
         pytest.skip("CUDA present")
     with pytest.raises(RuntimeError, match="backend='triton' needs a CUDA device"):
         selective_scan(**_valid(), backend="triton")
+
+
+def test_inference_mode_with_index_map():
+    """Index maps built under torch.inference_mode (no version counter) are accepted and checked."""
+    p = {k: v.detach() for k, v in make_directional(1, 2, 3, 6, 2).items()}
+    with torch.inference_mode():
+        index = torch.stack([torch.arange(6), torch.arange(6).flip(0)])
+        y = selective_scan(**p, delta_softplus=True, index=index)
+        with pytest.raises(ValueError, match="permutation"):
+            selective_scan(**p, delta_softplus=True, index=torch.zeros(2, 6, dtype=torch.long))
+    torch.testing.assert_close(y, explicit_gather_scan_scatter(p, index.clone(), "sum"))

@@ -7,7 +7,8 @@ memory against resolution) to --out.  Each (model, size) runs in its own subproc
 
     python tools/benchmark_models.py --out outputs/benchmark_models                 # CPU: batch 8, 2 threads
     python tools/benchmark_models.py --device cuda --amp bf16 --out outputs/bm_gpu  # GPU: batch 128, +training
-    python tools/benchmark_models.py --models zoo --sizes 224 --device cuda --amp bf16   # every zoo model (for model_zoo.py --gpu-json)
+    python tools/benchmark_models.py --models zoo --sizes 224 --device cuda --amp bf16  # all zoo models
+        (its JSON feeds tools/model_zoo.py --gpu-json)
     python tools/benchmark_models.py --quick                                        # miniature models, seconds
     python tools/benchmark_models.py --models vmamba_tiny_s1l8 --model-kwargs dims=16 depths=1,1,1,1 \\
         --sizes 64 --batch 1 --repeats 1
@@ -33,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="timm names or aliases (vmamba_t, swin_t, convnext_t, vim_t, deit_t); 'zoo' = every "
                         "vision_ssm model (default: the VMamba-T/Swin-T/ConvNeXt-T and Vim-T/DeiT-T plan)")
     p.add_argument("--sizes", nargs="+", type=int, default=None, metavar="PX",
-                   help="resolutions for every model (default: 224 for VMamba/Swin/ConvNeXt, 224 512 1024 for Vim/DeiT)")
+                   help="resolutions for every model "
+                        "(default: 224 for VMamba/Swin/ConvNeXt, 224 512 1024 for Vim/DeiT)")
     p.add_argument("--batch", type=int, default=None, help="batch size (default 8 on CPU, 128 on CUDA)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads; default 2)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
@@ -44,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flops", action="store_true", help="also count GFLOPs at each size")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats, median reported (default 3 CPU, 10 CUDA)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up calls (default 1 CPU, 3 CUDA)")
-    p.add_argument("--budget", type=float, default=None, help="stop repeating a measurement after this many seconds")
+    p.add_argument("--budget", type=float, default=None, help="seconds per measurement: repeats stop past it, and a warm-up call longer "
+                        "than it is taken as the measurement (one call for very slow configurations)")
     p.add_argument("--model-kwargs", nargs="*", default=[], metavar="[MODEL:]KEY=VALUE",
                    help="model arguments (Python literals); MODEL: prefix = only that model")
     p.add_argument("--pairs", nargs="+", default=None, metavar="A:B",

@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sizes", nargs="+", type=int, default=None, metavar="PX",
                    help="resolutions (default 224; --quick 64; --scaling 224 384 512 768 1024)")
     g.add_argument("--scaling", action="store_true",
-                   help="resolution sweep of --models (default VMamba-T, Vim-T, DeiT-T, Swin-T): time and memory, log-log")
+                   help="resolution sweep of --models (default VMamba-T, Vim-T, DeiT-T, Swin-T): "
+                        "time and memory, log-log")
     g.add_argument("--models", nargs="+", default=None, metavar="NAME", help="--scaling: the models to sweep")
     g = p.add_argument_group("measurement")
     g.add_argument("--batch", type=int, default=None, help="batch size (default 8; --quick 2)")
@@ -53,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--amp", choices=bench_models.AMP_CHOICES, default="none")
     g.add_argument("--repeats", type=int, default=None, help="timed repeats (default 3; --quick 1)")
     g.add_argument("--warmup", type=int, default=1)
-    g.add_argument("--budget", type=float, default=None, help="stop repeating a measurement after this many seconds")
+    g.add_argument("--budget", type=float, default=None, help="seconds per measurement: repeats stop past it, and a warm-up call longer "
+                        "than it is taken as the measurement (one call for very slow configurations)")
     g.add_argument("--no-flops", action="store_true", help="skip GFLOPs counting")
     g.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
     g.add_argument("--no-train-throughput", action="store_true", help="skip training (fwd+bwd) throughput")

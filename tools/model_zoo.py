@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds per throughput measurement: repeats stop past it, and a warm-up call longer "
+                        "than it is taken as the measurement")
     p.add_argument("--img-size", type=int, default=224, help="resolution of GFLOPs and throughput (default 224)")
     p.add_argument("--model-kwargs", nargs="*", default=[], metavar="[MODEL:]KEY=VALUE",
                    help="model arguments (for tests / variants; they become part of the cache key)")
@@ -73,9 +76,11 @@ def main(argv=None) -> int:
     print(f"model zoo: {len(models)} models; cache {args.cache}", flush=True)
     measured = zoo.measure_zoo(models, cache_path=args.cache, remeasure=args.remeasure,
                                throughput=not args.no_throughput, img_size=args.img_size, batch=args.batch,
-                               threads=args.threads, repeats=args.repeats, warmup=args.warmup, model_kwargs=kwargs,
+                               threads=args.threads, repeats=args.repeats, warmup=args.warmup,
+                               budget_s=args.budget, model_kwargs=kwargs,
                                isolate=args.isolate, progress=lambda line: print(line, flush=True))
-    block, rows = zoo.generate(models, measured, batch=args.batch, threads=args.threads, gpu=gpu)
+    block, rows = zoo.generate(models, measured, batch=args.batch, threads=args.threads, gpu=gpu,
+                               img_size=args.img_size)
     print()
     print(block)
     if not args.print_only:

@@ -80,7 +80,8 @@ def load_cache(path: str | os.PathLike | None) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise ValueError(f"--cache {path}: not valid JSON ({err}); delete it or pass --remeasure") from err
     if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("entries"), dict):
-        raise ValueError(f"--cache {path}: not a model-zoo cache of version {CACHE_VERSION}; delete it or pass --remeasure")
+        raise ValueError(f"--cache {path}: not a model-zoo cache of version {CACHE_VERSION}; "
+                         f"delete it or pass --remeasure")
     return data
 
 
@@ -93,7 +94,8 @@ def save_cache(cache: Mapping[str, Any], path: str | os.PathLike) -> None:
 
 def measure_zoo(models: Sequence[str], *, cache_path: str | os.PathLike | None = None, remeasure: bool = False,
                 throughput: bool = True, img_size: int = 224, batch: int = 8, threads: int = 2, repeats: int = 3,
-                warmup: int = 1, model_kwargs: Mapping[str, Mapping[str, Any]] | None = None, isolate: bool = True,
+                warmup: int = 1, budget_s: float | None = None,
+                model_kwargs: Mapping[str, Mapping[str, Any]] | None = None, isolate: bool = True,
                 progress: Callable[[str], None] | None = print) -> dict[str, dict[str, Any]]:
     """Params, GFLOPs and (``throughput``) CPU images/s of each model, from the cache where valid.
 
@@ -122,7 +124,7 @@ def measure_zoo(models: Sequence[str], *, cache_path: str | os.PathLike | None =
             continue
         spec = dict(model=name, img_size=img_size, batch=batch, device="cpu", threads=threads, amp="none",
                     model_kwargs=kwargs, infer=throughput, train=False, memory=False, flops=True,
-                    repeats=repeats, warmup=warmup)
+                    repeats=repeats, warmup=warmup, budget_s=budget_s)
         t0 = time.perf_counter()
         row = bench_models.measure_isolated(spec) if isolate else bench_models.measure(spec)
         entry = dict(signature=sig, measured_at=time.strftime("%Y-%m-%d %H:%M"),
@@ -221,13 +223,14 @@ def build_rows(models: Sequence[str], measured: Mapping[str, Mapping[str, Any]],
     return rows
 
 
-TABLE_HEADER = ["model", "timm name", "params (M)", "params vs official", "GFLOPs@224 (ours / published)",
+TABLE_HEADER = ["model", "timm name", "params (M)", "params vs official", "GFLOPs@{size} (ours / published@224)",
                 "CPU img/s", "GPU img/s", "A100 img/s (published)", "top-1 (published)", "top-1 source", "weights"]
 
 
 def render_table(rows: Sequence[Mapping[str, Any]], *, batch: int, threads: int, gpu: Mapping[str, Any] | None,
-                 cpu_name: str | None = None) -> str:
-    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
+                 cpu_name: str | None = None, img_size: int = 224) -> str:
+    header = [h.format(size=img_size) for h in TABLE_HEADER]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         gflops = _fmt(r["gflops"], ".2f") + " / " + _fmt(r["gflops_published"], ".1f")
         gpu_txt = _fmt(r["gpu_ips"], ".0f")
@@ -240,11 +243,11 @@ def render_table(rows: Sequence[Mapping[str, Any]], *, batch: int, threads: int,
         lines.append("| " + " | ".join(cells) + " |")
     notes = [
         "",
-        f"- params: ours; \"vs official\" compares with the exact count of the official code's model "
-        f"(✓ equal, ✗ mismatch).",
-        "- GFLOPs: fvcore at 224x224, one image, the selective scan counted as 9·B·L·D·N (+ B·D·L for D), "
+        "- params: ours; \"vs official\" compares with the exact count of the official code's model "
+        "(✓ equal, ✗ mismatch).",
+        f"- GFLOPs: fvcore at {img_size}x{img_size}, one image, the selective scan counted as 9·B·L·D·N (+ B·D·L for D), "
         "elementwise ops ignored, as the published figures.",
-        f"- CPU img/s: inference, batch {batch}, fp32, {threads} threads"
+        f"- CPU img/s: inference at {img_size}x{img_size}, batch {batch}, fp32, {threads} threads"
         + (f", {cpu_name}" if cpu_name else "") + " (median of repeats after warm-up).",
     ]
     if gpu:
@@ -282,12 +285,12 @@ def update_markdown(path: str | os.PathLike, content: str, title: str = "# Model
 
 
 def generate(models: Sequence[str], measured: Mapping[str, Mapping[str, Any]], *, batch: int, threads: int,
-             gpu: Mapping[str, Any] | None = None) -> tuple[str, list[dict[str, Any]]]:
+             gpu: Mapping[str, Any] | None = None, img_size: int = 224) -> tuple[str, list[dict[str, Any]]]:
     """The block written between the markers, and the rows."""
     rows = build_rows(models, measured, gpu)
     cpu_names = {m.get("cpu") for m in measured.values() if m.get("cpu")}
     table = render_table(rows, batch=batch, threads=threads, gpu=gpu,
-                         cpu_name=next(iter(cpu_names)) if len(cpu_names) == 1 else None)
+                         cpu_name=next(iter(cpu_names)) if len(cpu_names) == 1 else None, img_size=img_size)
     head = (f"<!-- generated by tools/model_zoo.py on {date.today().isoformat()}, torch {torch.__version__}; "
             f"do not edit between the zoo markers -->\n")
     return head + table, rows

@@ -16,10 +16,13 @@ Measurements (one ``(model, size)`` at a time, see :func:`measure`):
                            median of the repeats;
     train_ips / train_ms   forward + cross-entropy + backward, no optimizer step (as the VMamba
                            authors' "train throughput");
-    *_peak_mib             peak memory above what is live before the call (weights and inputs
-                           excluded): the CUDA allocator's peak, or on the CPU the resident
-                           high-water mark reset before the call (needs ``MALLOC_MMAP_THRESHOLD_``
-                           set before the process starts, see :func:`ensure_malloc_env`).
+    *_peak_mib             peak memory during the timed calls above what is live before them
+                           (weights and inputs excluded): the CUDA allocator's peak, or on the
+                           CPU the resident high-water mark reset before the calls (needs
+                           ``MALLOC_MMAP_THRESHOLD_`` set before the process starts, see
+                           :func:`ensure_malloc_env`); no extra call (:func:`timed_with_peak`).
+With ``budget_s`` a configuration whose warm-up call alone exceeds the budget is measured by that
+one call (Vim-T at 1024 px takes minutes per batch on two CPU cores).
 By default every ``(model, size)`` runs in a fresh subprocess (``python -m vision_ssm.bench.models``
 with a JSON spec on stdin) so that models cannot contaminate each other's memory or caches;
 ``isolate=False`` measures in-process with the peak reset and the previous model freed.
@@ -43,7 +46,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
-from .measure import markdown_table, peak_memory, run_isolated, time_call
+from .measure import markdown_table, peak_memory, run_isolated, sync, time_call
 
 __all__ = ["LABELS", "ALIASES", "DEFAULT_PLAN", "DEFAULT_PAIRS", "QUICK_KWARGS", "SCALING_MODELS",
            "register_models", "resolve_model", "zoo_models", "build_model", "measure", "measure_many",
@@ -105,7 +108,7 @@ def register_models() -> None:
         return
     import importlib
 
-    import vision_ssm  # noqa: F401
+    import vision_ssm  # noqa: F401 - registers the models
     for name in ("vmamba", "vim"):
         try:
             importlib.import_module(f"vision_ssm.models.{name}")
@@ -233,6 +236,38 @@ def _num_classes(model: torch.nn.Module) -> int:
     return int(n) if n else 1000
 
 
+def timed_with_peak(fn: Callable[[], object], device: torch.device, repeats: int = 3, warmup: int = 1,
+                    budget_s: float | None = None, memory: bool = True) -> tuple[float, int | None]:
+    """(median seconds of ``fn`` after warm-up, peak extra bytes during the timed calls or None).
+
+    The peak is taken over the timed repeats themselves (every call allocates and frees the
+    same), so measuring memory costs no extra call.  ``budget_s``: repeats stop once they have
+    taken this long; and a warm-up call that alone exceeds it is taken as the measurement (for
+    calls of minutes, one-time costs are negligible), so a slow configuration costs one call.
+    """
+    def once() -> float:
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        return time.perf_counter() - t0
+
+    for _ in range(warmup):
+        if memory:
+            box: dict[str, float] = {}
+            peak = peak_memory(lambda: box.__setitem__("s", once()), device)
+            seconds = box["s"]
+        else:
+            peak, seconds = None, once()
+        if budget_s is not None and seconds > budget_s:
+            return seconds, peak
+    if not memory:
+        return time_call(fn, device, repeats=repeats, warmup=0, budget_s=budget_s), None
+    box = {}
+    peak = peak_memory(lambda: box.__setitem__("s", time_call(fn, device, repeats=repeats, warmup=0,
+                                                              budget_s=budget_s)), device)
+    return box["s"], peak
+
+
 def measure(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Measures one ``(model, img_size)``; ``spec`` is a JSON-able dict:
 
@@ -240,7 +275,7 @@ def measure(spec: Mapping[str, Any]) -> dict[str, Any]:
     None leaves torch's default), ``amp`` ("none" | "bf16" | "fp16"), ``model_kwargs`` ({}),
     ``scan`` (None), ``infer`` (True), ``train`` (False), ``memory`` (True), ``flops`` (False:
     GFLOPs of one image at ``img_size`` with :func:`vision_ssm.flops.count_gflops`), ``repeats`` (3),
-    ``warmup`` (1), ``budget_s`` (None: stop repeating past this many seconds), ``label``, ``key``.
+    ``warmup`` (1), ``budget_s`` (None; see :func:`timed_with_peak`), ``label``, ``key``.
 
     Returns a row: the spec's identifying fields, ``params``, ``params_m``, ``weights_mib`` and the
     measurements (``infer_ips``, ``infer_ms``, ``infer_peak_mib``, ``train_ips``, ``train_ms``,
@@ -263,7 +298,7 @@ def measure(spec: Mapping[str, Any]) -> dict[str, Any]:
             row[key] = spec[key]
     if spec.get("model_kwargs"):
         row["model_kwargs"] = dict(spec["model_kwargs"])
-    model = None
+    model = x = None
     try:
         torch.manual_seed(0)
         model = build_model(name, size, spec.get("model_kwargs"), scan=spec.get("scan"))
@@ -284,10 +319,10 @@ def measure(spec: Mapping[str, Any]) -> dict[str, Any]:
                 with torch.no_grad(), _autocast(device, amp):
                     return model(x)
 
-            seconds = time_call(infer, device, repeats=repeats, warmup=warmup, budget_s=budget)
+            seconds, peak = timed_with_peak(infer, device, repeats, warmup, budget, spec.get("memory", True))
             row.update(infer_ms=seconds * 1e3, infer_ips=batch / seconds)
-            if spec.get("memory", True):
-                row["infer_peak_mib"] = peak_memory(infer, device) / 2 ** 20
+            if peak is not None:
+                row["infer_peak_mib"] = peak / 2 ** 20
         if spec.get("train", False):
             model.train()
             target = torch.randint(0, _num_classes(model), (batch,), device=device)
@@ -299,17 +334,17 @@ def measure(spec: Mapping[str, Any]) -> dict[str, Any]:
                 loss.backward()
                 model.zero_grad(set_to_none=True)
 
-            seconds = time_call(train_step, device, repeats=repeats, warmup=warmup, budget_s=budget)
+            seconds, peak = timed_with_peak(train_step, device, repeats, warmup, budget, spec.get("memory", True))
             row.update(train_ms=seconds * 1e3, train_ips=batch / seconds)
-            if spec.get("memory", True):
-                row["train_peak_mib"] = peak_memory(train_step, device) / 2 ** 20
+            if peak is not None:
+                row["train_peak_mib"] = peak / 2 ** 20
     except Exception as err:  # noqa: BLE001 - a failed model is reported, the suite goes on
         oom = isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
         row["error"] = "out of memory" if oom else f"{type(err).__name__}: {err}"
         if not oom and os.environ.get("VISION_SSM_BENCH_TRACEBACK"):
             traceback.print_exc()
     finally:
-        del model
+        model = x = None  # noqa: F841 - frees the model before the next measurement
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -503,7 +538,8 @@ def plot(result: Mapping[str, Any], path: str | os.PathLike, title: str | None =
             if not pts:
                 continue
             label = next(r.get("label", model) for r in rows if r["model"] == model)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label,
+                    color=f"C{models.index(model) % 10}")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("resolution (px)")

@@ -246,8 +246,8 @@ def _acc_text(row: Mapping[str, Any]) -> str:
 def report(result: Mapping[str, Any]) -> str:
     rows = [dict(r, **{"top-1": _acc_text(r)}) for r in result["rows"]]
     cols = [c for c in TABLE_COLUMNS if any(r.get(c) not in (None, "") for r in rows)]
-    head = (f"scan benchmark: {result['label']} ({result['model']}"
-            f"{', ' + ', '.join(f'{k}={v}' for k, v in result['model_kwargs'].items()) if result['model_kwargs'] else ''})"
+    kwargs = ", ".join(f"{k}={v}" for k, v in result["model_kwargs"].items())
+    head = (f"scan benchmark: {result['label']} ({result['model']}{', ' + kwargs if kwargs else ''})"
             f" on {result['device']}, torch {result['torch']}, batch {result['batch']}, "
             f"{'fp32' if result['amp'] == 'none' else result['amp']}, {result['date']}\n")
     if result.get("task"):
@@ -257,7 +257,8 @@ def report(result: Mapping[str, Any]) -> str:
     return head + "\n" + markdown_table(rows, cols)
 
 
-def write_outputs(result: Mapping[str, Any], out_dir: str | os.PathLike, stem: str = "benchmark_scans") -> dict[str, str]:
+def write_outputs(result: Mapping[str, Any], out_dir: str | os.PathLike,
+                  stem: str = "benchmark_scans") -> dict[str, str]:
     """``stem``.json, .csv, .md and .png in ``out_dir``; returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -379,7 +380,8 @@ def scaling_report(result: Mapping[str, Any]) -> str:
     cols = [c for c in ["label", "img_size", "batch", "infer_ms_per_image", "infer_ips", "infer_peak_mib",
                         "train_ms_per_image", "train_peak_mib", "error"] if any(c in r for r in rows)]
     text = (f"resolution scaling on {result['device']}, torch {result['torch']}, batch {result['batch']}, "
-            f"{'fp32' if result['amp'] == 'none' else result['amp']}, {result['date']}\n\n" + markdown_table(rows, cols))
+            f"{'fp32' if result['amp'] == 'none' else result['amp']}, {result['date']}\n\n"
+            + markdown_table(rows, cols))
     exps = result.get("exponents") or []
     if exps:
         ecols = [c for c in ["label", "time_exponent", "memory_exponent", "train_time_exponent"]
@@ -409,14 +411,15 @@ def plot_scaling(result: Mapping[str, Any], path: str | os.PathLike) -> None:
     exps = {e["model"]: e for e in result.get("exponents", [])}
     for ax, (key, ylabel) in zip(axes[0], metrics):
         guide_done = False
-        for model in dict.fromkeys(r["model"] for r in rows):
+        models = list(dict.fromkeys(r["model"] for r in rows))
+        for model in models:
             pts = sorted((r["img_size"] ** 2, r[key]) for r in rows if r["model"] == model and r.get(key, 0) > 0)
             if not pts:
                 continue
             label = next(r.get("label", model) for r in rows if r["model"] == model)
             k = exps.get(model, {}).get("time_exponent" if key.endswith("per_image") else "memory_exponent")
             style = "-" if model.startswith(_SSM_PREFIXES) else "--"
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o",
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", color=f"C{models.index(model) % 10}",
                     label=f"{label}" + (f" (k={k:.2f})" if k is not None else ""))
             if not guide_done and len(pts) > 1:
                 x0, y0 = pts[0]

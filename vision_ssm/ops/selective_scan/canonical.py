@@ -64,13 +64,15 @@ def check_index(index: torch.Tensor, K: int, length: int, device) -> torch.Tenso
                          f"got {tuple(index.shape)}")
     if index.device != device:
         raise ValueError(f"selective_scan: `index` is on {index.device} but `u` is on {device}")
-    key = (index._version, index.data_ptr())
-    if _checked_indices.get(index) != key:
+    # inference tensors have no version counter: those are checked on every call
+    key = None if index.is_inference() else (index._version, index.data_ptr())
+    if key is None or _checked_indices.get(index) != key:
         expected = torch.arange(length, device=index.device).expand(K, length)
         if not torch.equal(index.sort(dim=-1).values, expected.to(index.dtype)):
             raise ValueError("selective_scan: every row of `index` must be a permutation of "
                              f"0..L-1 (L={length}); each token must be read exactly once per direction")
-        _checked_indices[index] = key
+        if key is not None:
+            _checked_indices[index] = key
     return index.long()
 
 
