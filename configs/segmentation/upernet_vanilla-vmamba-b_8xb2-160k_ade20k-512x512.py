@@ -1,0 +1,18 @@
+# UperNet, vanilla_vmamba_base backbone, ADE20K 160k iterations at 512x512: Swin's recipe as the VMamba authors
+# used it (AdamW lr 6e-5, wd 0.01, poly decay after 1500 warm-up iterations; batch 16).
+# Published mIoU single-scale / multi-scale (VMamba authors): 50.0 / 51.3.
+_base_ = ['mmseg::swin/swin-base-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py']
+custom_imports = dict(imports=['vision_ssm.mmlab'], allow_failed_imports=False)
+
+# ImageNet-1K classification weights (official release)
+checkpoint = 'https://github.com/MzeroMiko/VMamba/releases/download/%23v0cls/vssmbase_dp06_ckpt_epoch_241.pth'  # noqa: E501
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='VMambaBackbone',
+        arch='vanilla_vmamba_base',
+        out_indices=(0, 1, 2, 3),
+        drop_path_rate=0.3,
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
+    decode_head=dict(in_channels=[128, 256, 512, 1024], num_classes=150),
+    auxiliary_head=dict(in_channels=512, num_classes=150))

@@ -1,0 +1,38 @@
+"""Shared fixtures of the OpenMMLab tests (skipped when the OpenMMLab stack is not installed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "configs"
+
+
+@pytest.fixture(scope="session")
+def toy_root(tmp_path_factory) -> Path:
+    """Every toy dataset, generated once per session."""
+    from vision_ssm.data.toy import make_all
+    root = tmp_path_factory.mktemp("toy_data")
+    make_all(str(root), seed=0)
+    return root
+
+
+def toy_data_root(toy_root: Path, cfg) -> str:
+    """The toy data directory a toy config's ``data_root`` ('data/toy/...') stands for."""
+    rel = cfg.data_root
+    assert rel.startswith("data/toy/"), rel
+    return str(toy_root / rel[len("data/toy/"):])
+
+
+def load_config(path: Path, toy_root: Path | None = None, work_dir: Path | None = None):
+    from mmengine.config import Config
+
+    import vision_ssm.mmlab  # noqa: F401
+    from vision_ssm.mmlab.utils import set_data_root
+    cfg = Config.fromfile(str(path))
+    if toy_root is not None:
+        set_data_root(cfg, toy_data_root(toy_root, cfg))
+    if work_dir is not None:
+        cfg.work_dir = str(work_dir)
+    return cfg

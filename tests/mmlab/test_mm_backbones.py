@@ -1,0 +1,193 @@
+"""The OpenMMLab backbones: what their necks expect, checkpoints, freezing, clear errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mmdet")
+pytest.importorskip("mmseg")
+
+import timm  # noqa: E402
+import torch  # noqa: E402
+
+import vision_ssm.mmlab  # noqa: E402,F401
+from vision_ssm.mmlab import PretrainedBackboneError, VimBackbone, VMambaBackbone  # noqa: E402
+
+from conftest import CONFIGS, load_config  # noqa: E402
+
+pytestmark = pytest.mark.mmlab
+
+MANIFESTS = Path("/work/shared/reference/manifests")
+FULL_CONFIGS = sorted(p for task in ("segmentation", "detection", "tracking") for p in (CONFIGS / task).glob("*.py"))
+TOY_CONFIGS = sorted(p for task in ("segmentation", "detection", "tracking") for p in (CONFIGS / task / "toy").glob("*.py"))
+
+
+def _expectations(model_cfg):
+    """(backbone cfg, channels the neck / head expects, strides it expects) of a model config."""
+    det = model_cfg.get("detector", model_cfg)
+    backbone = det["backbone"]
+    if "decode_head" in det:  # UperNet: one level per stride 4, 8, 16, 32
+        return backbone, list(det["decode_head"]["in_channels"]), [4, 8, 16, 32]
+    neck = det["neck"]
+    if neck["type"] == "FPN":  # RPN anchors and RoI extractors at 4..32 (+ FPN's extra level 64)
+        strides = list(det["roi_head"]["bbox_roi_extractor"]["featmap_strides"])
+        assert list(det["rpn_head"]["anchor_generator"]["strides"])[:4] == strides
+        return backbone, list(neck["in_channels"]), strides
+    if neck["type"] == "YOLOXPAFPN":
+        return backbone, list(neck["in_channels"]), list(det["bbox_head"]["strides"])
+    raise AssertionError(f"unexpected neck {neck['type']}")
+
+
+def _build_backbone(cfg_dict):
+    from mmdet.registry import MODELS
+    cfg = dict(cfg_dict)
+    cfg.pop("init_cfg", None)
+    return MODELS.build(cfg)
+
+
+@pytest.mark.parametrize("path", FULL_CONFIGS + TOY_CONFIGS, ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_backbone_gives_what_the_neck_expects(path):
+    cfg = load_config(path)
+    backbone_cfg, channels, strides = _expectations(cfg.model)
+    with torch.device("meta"):  # structure only: no memory, no weights
+        backbone = _build_backbone(backbone_cfg)
+    assert backbone.out_channels == channels, path.name
+    assert backbone.out_strides == strides, path.name
+
+
+@pytest.mark.parametrize("kind", ["vmamba", "vanilla", "vim-multi", "vim-simple", "vim-plain"])
+def test_toy_backbones_forward_shapes(kind):
+    if kind == "vmamba":
+        b = VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1))
+    elif kind == "vanilla":
+        b = VMambaBackbone(arch="vanilla_vmamba_tiny", dims=16, depths=(1, 1, 1, 1), out_indices=(1, 2, 3))
+    elif kind == "vim-multi":
+        b = VimBackbone(arch="vim_tiny_patch16_224", embed_dim=32, depth=4, out_indices=(0, 1, 2, 3),
+                        img_size=64, pyramid="multi")
+    elif kind == "vim-simple":
+        b = VimBackbone(arch="vim_tiny_patch16_224", embed_dim=32, depth=4, out_indices=(3,), img_size=64,
+                        pyramid="simple")
+    else:
+        b = VimBackbone(arch="vim_tiny_patch16_224", embed_dim=32, depth=4, out_indices=(1, 3), img_size=64)
+    x = torch.randn(2, 3, 96, 128)  # not the img_size: Vim interpolates its position embedding
+    feats = b(x)
+    assert [f.shape[1] for f in feats] == b.out_channels
+    assert [(96 // s, 128 // s) for s in b.out_strides] == [tuple(f.shape[-2:]) for f in feats]
+
+
+def test_frozen_stages_and_norm_eval():
+    b = VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1), frozen_stages=2, norm_eval=True)
+    b.train()
+    frozen = {n for n, p in b.named_parameters() if not p.requires_grad}
+    assert any(n.startswith("model.model.patch_embed") for n in frozen)
+    assert any(n.startswith("model.model.layers.1.") for n in frozen)
+    assert not any(n.startswith("model.model.layers.2.") for n in frozen)
+    assert {"outnorm0.weight", "outnorm1.weight"} <= frozen and "outnorm2.weight" not in frozen
+    assert not b.trunk.layers[0].training and b.trunk.layers[2].training
+    v = VimBackbone(arch="vim_tiny_patch16_224", embed_dim=32, depth=4, out_indices=(3,), img_size=64,
+                    pyramid="simple", pyramid_norm="bn", frozen_stages=1, norm_eval=True)
+    v.train()
+    assert not v.trunk.pos_embed.requires_grad and not v.trunk.cls_token.requires_grad
+    assert not any(p.requires_grad for p in v.trunk.layers[0].parameters())
+    assert all(p.requires_grad for p in v.trunk.layers[1].parameters())
+    bns = [m for m in v.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and not any(m.training for m in bns)
+    with pytest.raises(ValueError, match="frozen_stages=9"):
+        VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1), frozen_stages=9)
+
+
+# ---------------------------------------------------------------- checkpoints
+def _train_py_checkpoint(path, arch, **kwargs):
+    """A checkpoint as tools/train.py writes it: {'model': state_dict, 'epoch', 'args'}."""
+    model = timm.create_model(arch, num_classes=10, **kwargs)
+    torch.save({"model": model.state_dict(), "epoch": 1,
+                "args": {"model": arch, "lr": 1e-3, "epochs": 1, "model_kwargs": kwargs}}, path)
+    return model
+
+
+def _assert_loaded(backbone, reference):
+    ref = reference.state_dict()
+    for k, v in backbone.trunk.state_dict().items():
+        assert torch.equal(v, ref[k]), k
+
+
+def test_train_py_checkpoint_loads_with_no_missing_keys(tmp_path):
+    ckpt = tmp_path / "vmamba.pth"
+    ref = _train_py_checkpoint(ckpt, "vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1))
+    b = VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1),
+                       init_cfg=dict(type="Pretrained", checkpoint=str(ckpt)))
+    b.init_weights()
+    _assert_loaded(b, ref)
+    report = b.load_pretrained(str(ckpt))
+    assert all(k.startswith("classifier.") for k in report["ignored"])  # only the pruned head / norm
+    assert report["added"] == sorted(f"outnorm{i}.{p}" for i in range(4) for p in ("weight", "bias"))
+
+    ckpt = tmp_path / "vim.pth"
+    ref = _train_py_checkpoint(ckpt, "vim_tiny_patch16_224", embed_dim=32, depth=4, img_size=64)
+    v = VimBackbone(arch="vim_tiny_patch16_224", embed_dim=32, depth=4, out_indices=(1, 3), img_size=64,
+                    init_cfg=dict(type="Pretrained", checkpoint=str(ckpt)))
+    v.init_weights()
+    _assert_loaded(v, ref)
+
+
+def _manifest_checkpoint(name, path):
+    manifest = json.loads((MANIFESTS / f"{name}.json").read_text())
+    gen = torch.Generator().manual_seed(0)
+    sd = {k: torch.randn(shape, generator=gen) * 0.02 for k, shape in manifest["state_dict"].items()}
+    torch.save({"model": sd, "epoch": 300}, path)
+    return sd
+
+
+@pytest.mark.parametrize("manifest,backbone", [
+    ("vmamba_v2_tiny_s1l8", dict(type="VMambaBackbone", arch="vmamba_tiny_s1l8")),
+    ("vmamba_v0_tiny", dict(type="VMambaBackbone", arch="vanilla_vmamba_tiny")),
+    ("vim_tiny", dict(type="VimBackbone", arch="vim_tiny_patch16_224", img_size=512, pyramid="multi")),
+])
+def test_official_layout_checkpoint_loads_with_no_missing_keys(tmp_path, manifest, backbone):
+    if not (MANIFESTS / f"{manifest}.json").is_file():
+        pytest.skip("reference manifests not available")
+    ckpt = tmp_path / f"{manifest}.pth"
+    sd = _manifest_checkpoint(manifest, ckpt)
+    b = _build_backbone(dict(backbone, init_cfg=None))
+    report = b.load_pretrained(str(ckpt))
+    trunk = b.trunk.state_dict()  # the strict timm load inside load_pretrained: no missing keys
+    for k in ("patch_embed.0.weight", "patch_embed.proj.weight"):
+        if k in trunk and k in sd:
+            assert torch.equal(trunk[k], sd[k])
+    if "pos_embed" in trunk:  # Vim at 512: interpolated from the 14x14 grid
+        assert trunk["pos_embed"].shape[1] == 32 * 32 + 1
+    assert set(report["ignored"]) <= {"head.weight", "head.bias", "norm_f.weight", "classifier.norm.weight",
+                                      "classifier.norm.bias", "classifier.head.weight", "classifier.head.bias"}
+
+
+def test_wrong_architecture_checkpoint_fails_clearly(tmp_path):
+    ckpt = tmp_path / "vim.pth"
+    _train_py_checkpoint(ckpt, "vim_tiny_patch16_224", embed_dim=32, depth=2, img_size=64)
+    b = VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1),
+                       init_cfg=dict(type="Pretrained", checkpoint=str(ckpt)))
+    with pytest.raises(PretrainedBackboneError, match=r"does not fit this architecture.*missing keys"):
+        b.init_weights()
+    ckpt = tmp_path / "deeper.pth"
+    _train_py_checkpoint(ckpt, "vmamba_tiny_s1l8", dims=16, depths=(1, 1, 2, 1))
+    b = VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1),
+                       init_cfg=dict(type="Pretrained", checkpoint=str(ckpt)))
+    with pytest.raises(PretrainedBackboneError, match=r"unexpected keys: layers\.2\.blocks\.1"):
+        b.init_weights()
+    with pytest.raises(FileNotFoundError, match="not found"):
+        VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1),
+                       init_cfg=dict(type="Pretrained", checkpoint=str(tmp_path / "nope.pth"))).init_weights()
+
+
+def test_wrong_scan_or_arch_in_a_config_fails_clearly():
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile(str(CONFIGS / "detection/toy/mask-rcnn_vmamba-toy_fpn_1x_coco.py"))
+    cfg.model.backbone.scan = "crosss"
+    with pytest.raises(Exception, match=r"unknown scan 'crosss'; available scans: .*cross"):
+        MODELS.build(cfg.model)
+    cfg.model.backbone.scan = "cross"
+    cfg.model.backbone.arch = "vmamba_tiny_s9"
+    with pytest.raises(Exception, match=r"unknown arch 'vmamba_tiny_s9'; the vmamba models are: .*vmamba_tiny_s1l8"):
+        MODELS.build(cfg.model)

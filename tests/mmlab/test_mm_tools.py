@@ -1,0 +1,73 @@
+"""tools/mm_train.py and tools/mm_test.py end to end on a toy config: train, resume, test, and
+mmengine checkpoints loading under torch's weights_only default through our allow-list only."""
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import pytest
+
+pytest.importorskip("mmdet")
+pytest.importorskip("mmseg")
+
+import torch  # noqa: E402
+
+from conftest import CONFIGS, REPO, toy_data_root  # noqa: E402
+
+pytestmark = pytest.mark.mmlab
+
+TOY_SEG = CONFIGS / "segmentation/toy/upernet_vmamba-toy_ade20k-64x64.py"
+
+
+def _tool(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_resume_test(toy_root, tmp_path):
+    from mmengine.config import Config
+
+    from vision_ssm.mmlab.compat import mmengine_checkpoint_globals
+    data_root = toy_data_root(toy_root, Config.fromfile(str(TOY_SEG)))
+    work = tmp_path / "work"
+    train, test = _tool("mm_train"), _tool("mm_test")
+    common = [str(TOY_SEG), "--work-dir", str(work), "--data-root", data_root]
+    train.main(common + ["--cfg-options", "train_cfg.max_iters=4", "train_cfg.val_interval=4",
+                         "default_hooks.checkpoint.interval=2"])
+    assert (work / "iter_4.pth").is_file()
+
+    # mmengine checkpoints hold HistoryBuffers, NumPy arrays / scalars / dtypes and the buffers'
+    # statistics methods: all of it (and nothing else) is on the allow-list
+    registered = torch.serialization.get_safe_globals()
+    torch.serialization.clear_safe_globals()
+    try:
+        names = set(torch.serialization.get_unsafe_globals_in_checkpoint(str(work / "iter_4.pth")))
+    finally:
+        torch.serialization.add_safe_globals(registered)
+    allowed = {f"{o.__module__}.{o.__qualname__}" if not isinstance(o, tuple) else o[1]
+               for o in mmengine_checkpoint_globals()}
+    assert names and names <= allowed, names - allowed
+    ckpt = torch.load(str(work / "iter_4.pth"), map_location="cpu")  # weights_only=True (torch default)
+    assert ckpt["meta"]["iter"] == 4
+
+    train.main(common + ["--resume", "--cfg-options", "train_cfg.max_iters=6", "train_cfg.val_interval=6",
+                         "default_hooks.checkpoint.interval=2"])
+    assert (work / "iter_6.pth").is_file()
+    assert torch.load(str(work / "iter_6.pth"), map_location="cpu")["meta"]["iter"] == 6
+
+    metrics = test.main([str(TOY_SEG), str(work / "iter_6.pth"), "--work-dir", str(tmp_path / "test"),
+                         "--data-root", data_root, "--out", str(tmp_path / "preds.pkl")])
+    assert math.isfinite(metrics["mIoU"])
+    assert (tmp_path / "preds.pkl").is_file()
+
+
+def test_amp_flag_switches_the_optim_wrapper(tmp_path):
+    train = _tool("mm_train")
+    args = train.parse_args([str(TOY_SEG), "--amp", "--work-dir", str(tmp_path)])
+    cfg = train.build_config(args)
+    assert cfg.optim_wrapper.type == "AmpOptimWrapper" and cfg.optim_wrapper.loss_scale == "dynamic"
+    args = train.parse_args([str(TOY_SEG), "--launcher", "pytorch", "--resume", "x.pth"])
+    cfg = train.build_config(args)
+    assert cfg.launcher == "pytorch" and cfg.resume and cfg.load_from == "x.pth"
