@@ -47,14 +47,35 @@ def _build_backbone(cfg_dict):
     return MODELS.build(cfg)
 
 
+# Published parameter counts (millions, VMamba authors) of the complete detectors / segmentors
+PUBLISHED_PARAMS_M = {
+    "mask-rcnn_vanilla-vmamba-t": 42, "mask-rcnn_vanilla-vmamba-s": 64, "mask-rcnn_vanilla-vmamba-b": 96,
+    "mask-rcnn_vmamba-t-s2l5": 50, "mask-rcnn_vmamba-s-s2l15": 70, "mask-rcnn_vmamba-b-s2l15": 108,
+    "mask-rcnn_vmamba-t-s1l8": 50,
+    "upernet_vanilla-vmamba-t": 55, "upernet_vanilla-vmamba-s": 76, "upernet_vanilla-vmamba-b": 110,
+    "upernet_vmamba-t-s2l5": 62, "upernet_vmamba-s-s2l15": 82, "upernet_vmamba-b-s2l15": 122,
+    "upernet_vmamba-t-s1l8": 62,
+}
+
+
 @pytest.mark.parametrize("path", FULL_CONFIGS + TOY_CONFIGS, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_backbone_gives_what_the_neck_expects(path):
+    """The whole model builds (on the meta device: structure only, no memory, no weights); its
+    backbone's channels and strides are what the neck / heads are configured for, and the
+    published configs have the published parameter counts."""
+    from mmengine.registry import DefaultScope
     cfg = load_config(path)
     backbone_cfg, channels, strides = _expectations(cfg.model)
-    with torch.device("meta"):  # structure only: no memory, no weights
-        backbone = _build_backbone(backbone_cfg)
+    scope = cfg.get("default_scope", "mmdet")
+    with DefaultScope.overwrite_default_scope(scope), torch.device("meta"):
+        model = __import__(f"{scope}.registry", fromlist=["MODELS"]).MODELS.build(cfg.model)
+    backbone = model.detector.backbone if hasattr(model, "detector") else model.backbone
     assert backbone.out_channels == channels, path.name
     assert backbone.out_strides == strides, path.name
+    published = PUBLISHED_PARAMS_M.get(path.name.split("_fpn")[0].split("_8xb")[0])
+    if published is not None:
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        assert round(params) == published, (path.name, params)
 
 
 @pytest.mark.parametrize("kind", ["vmamba", "vanilla", "vim-multi", "vim-simple", "vim-plain"])
@@ -191,3 +212,8 @@ def test_wrong_scan_or_arch_in_a_config_fails_clearly():
     cfg.model.backbone.arch = "vmamba_tiny_s9"
     with pytest.raises(Exception, match=r"unknown arch 'vmamba_tiny_s9'; the vmamba models are: .*vmamba_tiny_s1l8"):
         MODELS.build(cfg.model)
+
+
+def test_every_published_count_has_its_config():
+    names = {p.name.split("_fpn")[0].split("_8xb")[0] for p in FULL_CONFIGS}
+    assert set(PUBLISHED_PARAMS_M) <= names

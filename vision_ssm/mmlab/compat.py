@@ -62,8 +62,8 @@ def mmengine_checkpoint_globals() -> List[Any]:
 
     (Listed with ``torch.serialization.get_unsafe_globals_in_checkpoint`` on the checkpoints of the
     toy segmentation, detection, ByteTrack (with its EMA) and MaskTrack R-CNN runs: the message
-    hub's HistoryBuffers, the NumPy arrays / scalars / dtypes in them, and the buffers' statistics
-    methods.  Containers such as OrderedDict are allowed by torch already.)
+    hub's HistoryBuffers, the NumPy arrays / scalars in them (float64 and int64 only) and the
+    buffers' statistics methods.  Containers such as OrderedDict are allowed by torch already.)
     """
     from mmengine.logging.history_buffer import HistoryBuffer
     try:  # NumPy 2 moved the pickling helpers to numpy._core
@@ -73,6 +73,9 @@ def mmengine_checkpoint_globals() -> List[Any]:
     return [
         HistoryBuffer,
         np.ndarray, np.dtype, _reconstruct, scalar,
+        # the dtypes those arrays / scalars have (float64 values, int64 counts); NumPy 2 rebuilds a
+        # dtype as an instance of its DType class, which the unpickler must also allow
+        type(np.dtype("float64")), type(np.dtype("int64")),
         (_history_buffer_getattr, "builtins.getattr"),
     ]
 
