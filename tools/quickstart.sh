@@ -10,8 +10,8 @@ case "${1:-main}" in
   main)
     bash tools/setup.sh
     OUT=${OUT_DIR:-outputs/quickstart}
-    "$PY" tools/train.py --dataset digits --model vmamba_tiny_s1l8 --model-kwargs dims=32 depths=1,1,3,1 \
-      --img-size 32 --epochs 15 --batch-size 64 --lr 2e-3 --warmup-epochs 1 --seed 0 --output "$OUT/train"
+    "$PY" tools/train.py --dataset digits --model vmamba_tiny_s1l8 --model-kwargs dims=32 "depths=[1,1,2,1]" \
+      --img-size 32 --epochs 15 --batch-size 64 --lr 2e-3 --seed 0 --output "$OUT/train"
     "$PY" tools/benchmark_scans.py --quick --out "$OUT/scans"
     ;;
   test)
