@@ -23,29 +23,33 @@ DEFAULT_BLOCK_LEN = 256
 
 
 def linear_scan(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-    """All states of h_t = a_t h_{t-1} + x_t along dim 0 (time), starting from h0."""
-    steps = a.shape[0]
+    """All states of h_t = a_t h_{t-1} + x_t along dim 0 (time), starting from h0.
+
+    Sub-chunks of ``sub`` steps (plus a shorter tail) are scanned from zero side by side, with the
+    running products of a; then each sub-chunk's incoming state is added, scaled by those products.
+    """
+    steps, rest = a.shape[0], a.shape[1:]
     sub = max(1, math.isqrt(steps - 1) + 1)
-    chunks = -(-steps // sub)
-    pad = chunks * sub - steps
-    if pad:  # identity steps: a = 1, x = 0
-        a = torch.cat([a, a.new_ones((pad,) + a.shape[1:])])
-        x = torch.cat([x, x.new_zeros((pad,) + x.shape[1:])])
-    a = a.view(chunks, sub, *a.shape[1:])
-    x = x.view(chunks, sub, *x.shape[1:])
-    local = torch.empty_like(x)  # scans restarted from zero in every sub-chunk
-    decay = torch.empty_like(a)  # running products of a inside every sub-chunk
-    local[:, 0], decay[:, 0] = x[:, 0], a[:, 0]
-    for t in range(1, sub):
-        torch.addcmul(x[:, t], a[:, t], local[:, t - 1], out=local[:, t])
-        torch.mul(decay[:, t - 1], a[:, t], out=decay[:, t])
-    carries = torch.empty((chunks,) + h0.shape, dtype=x.dtype, device=x.device)
+    full, tail = divmod(steps, sub)
+    states, decay = torch.empty_like(x), torch.empty_like(a)
+    parts = [tuple(t[:full * sub].view(full, sub, *rest) for t in (a, x, states, decay))]
+    if tail:  # the shorter last sub-chunk, as a batch of one
+        parts.append(tuple(t[full * sub:].unsqueeze(0) for t in (a, x, states, decay)))
+    for pa, px, ps, pd in parts:
+        ps[:, 0], pd[:, 0] = px[:, 0], pa[:, 0]
+        for t in range(1, pa.shape[1]):
+            torch.addcmul(px[:, t], pa[:, t], ps[:, t - 1], out=ps[:, t])
+            torch.mul(pd[:, t - 1], pa[:, t], out=pd[:, t])
+    ends = [(ps[c, -1], pd[c, -1]) for _, _, ps, pd in parts for c in range(ps.shape[0])]
+    carries = torch.empty((len(ends),) + h0.shape, dtype=x.dtype, device=x.device)
     carry = h0
-    for c in range(chunks):
+    for c, (local_end, decay_end) in enumerate(ends):
         carries[c] = carry
-        carry = torch.addcmul(local[c, -1], decay[c, -1], carry)
-    states = local.addcmul_(decay, carries.unsqueeze(1))
-    return states.view(chunks * sub, *x.shape[2:])[:steps]
+        carry = torch.addcmul(local_end, decay_end, carry)
+    for i, (_, _, ps, pd) in enumerate(parts):
+        incoming = carries[:full] if i == 0 else carries[full:]
+        ps.addcmul_(pd, incoming.unsqueeze(1))
+    return states
 
 
 def _time_major(t: torch.Tensor, dtype) -> torch.Tensor:
