@@ -243,3 +243,15 @@ def test_inference_mode_with_index_map():
         with pytest.raises(ValueError, match="permutation"):
             selective_scan(**p, delta_softplus=True, index=torch.zeros(2, 6, dtype=torch.long))
     torch.testing.assert_close(y, explicit_gather_scan_scatter(p, index.clone(), "sum"))
+
+
+def test_torch_path_traces_with_jit():
+    """torch.jit.trace (used by fvcore's FLOP counter) turns sizes into tensors; the scan still runs."""
+    p = {k: None if v is None else v.detach() for k, v in make_plain(1, 3, 11, 2).items()}
+    expected = selective_scan(**p, delta_softplus=True, backend="ref")
+
+    def scan(u, delta):
+        return selective_scan(u, delta, *(p[k] for k in ("A", "B", "C", "D", "z")),
+                              delta_bias=p["delta_bias"], delta_softplus=True, backend="torch")
+    traced = torch.jit.trace(scan, (p["u"], p["delta"]), check_trace=False)
+    assert_close(traced(p["u"], p["delta"]), expected, torch.float32, "traced")

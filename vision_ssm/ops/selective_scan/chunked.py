@@ -28,7 +28,7 @@ def linear_scan(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor) -> torch.Ten
     Sub-chunks of ``sub`` steps (plus a shorter tail) are scanned from zero side by side, with the
     running products of a; then each sub-chunk's incoming state is added, scaled by those products.
     """
-    steps, rest = a.shape[0], a.shape[1:]
+    steps, rest = int(a.shape[0]), a.shape[1:]  # int(): sizes are tensors under jit tracing
     sub = max(1, math.isqrt(steps - 1) + 1)
     full, tail = divmod(steps, sub)
     states, decay = torch.empty_like(x), torch.empty_like(a)
