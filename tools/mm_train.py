@@ -72,6 +72,9 @@ def main(argv=None):
     cfg = build_config(args)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
+    from vision_ssm.mmlab.utils import setup_cpu_distributed
+    setup_cpu_distributed(cfg)  # torchrun on a machine without CUDA: gloo, DDP on the CPU
     runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
     runner.train()
 

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.mmlab
 
 MANIFESTS = Path("/work/shared/reference/manifests")
 FULL_CONFIGS = sorted(p for task in ("segmentation", "detection", "tracking") for p in (CONFIGS / task).glob("*.py"))
-TOY_CONFIGS = sorted(p for task in ("segmentation", "detection", "tracking") for p in (CONFIGS / task / "toy").glob("*.py"))
+TOY_CONFIGS = sorted(p for task in ("segmentation", "detection", "tracking")
+                     for p in (CONFIGS / task / "toy").glob("*.py"))
 
 
 def _expectations(model_cfg):
@@ -78,10 +79,13 @@ def test_backbone_gives_what_the_neck_expects(path):
         assert round(params) == published, (path.name, params)
 
 
-@pytest.mark.parametrize("kind", ["vmamba", "vanilla", "vim-multi", "vim-simple", "vim-plain"])
+@pytest.mark.parametrize("kind", ["vmamba", "vmamba-hilbert", "vanilla", "vim-multi", "vim-simple", "vim-plain"])
 def test_toy_backbones_forward_shapes(kind):
     if kind == "vmamba":
         b = VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1))
+    elif kind == "vmamba-hilbert":  # any registered scan strategy
+        b = VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1), scan="hilbert")
+        assert type(b.trunk.scan).__name__.lower().startswith("hilbert")
     elif kind == "vanilla":
         b = VMambaBackbone(arch="vanilla_vmamba_tiny", dims=16, depths=(1, 1, 1, 1), out_indices=(1, 2, 3))
     elif kind == "vim-multi":
@@ -153,6 +157,24 @@ def test_train_py_checkpoint_loads_with_no_missing_keys(tmp_path):
     _assert_loaded(v, ref)
 
 
+def test_url_and_hub_checkpoints_go_through_timm(tmp_path, monkeypatch):
+    """URLs and 'hf-hub:' names are resolved by timm's own download functions (patched here to a
+    local file: no network) and then loaded by the same loader."""
+    import timm.models._builder as timm_builder
+    ckpt = tmp_path / "v.pth"
+    ref = _train_py_checkpoint(ckpt, "vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1))
+    seen = []
+    monkeypatch.setattr(timm_builder, "download_cached_file", lambda url, *a, **k: seen.append(url) or str(ckpt))
+    monkeypatch.setattr(timm_builder, "load_custom_from_hf", lambda repo, filename, model, cache_dir=None:
+                        seen.append((repo, filename)) or model.load_pretrained(str(ckpt)))
+    for source in ("https://example.invalid/weights/v.pth", "hf-hub:owner/repo/v.pth"):
+        b = VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1),
+                           init_cfg=dict(type="Pretrained", checkpoint=source))
+        b.init_weights()
+        _assert_loaded(b, ref)
+    assert seen[0] == "https://example.invalid/weights/v.pth" and seen[1][:2] == ("owner/repo", "v.pth")
+
+
 def _manifest_checkpoint(name, path):
     manifest = json.loads((MANIFESTS / f"{name}.json").read_text())
     gen = torch.Generator().manual_seed(0)
@@ -217,3 +239,33 @@ def test_wrong_scan_or_arch_in_a_config_fails_clearly():
 def test_every_published_count_has_its_config():
     names = {p.name.split("_fpn")[0].split("_8xb")[0] for p in FULL_CONFIGS}
     assert set(PUBLISHED_PARAMS_M) <= names
+
+
+def test_layer_decay_optimizer_for_vim():
+    """The Vim recipe's layer-wise lr decay: lr * rate ** (num_layers - layer_id) in the backbone,
+    the base lr in the heads, no weight decay for norms, biases, position embedding, class token."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+    cfg = load_config(CONFIGS / "segmentation/toy/upernet_vim-toy_ade20k-64x64.py")
+    with DefaultScope.overwrite_default_scope("mmseg"):
+        model = MODELS.build(cfg.model)
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    lr = cfg.optim_wrapper.optimizer.lr
+    rate = cfg.optim_wrapper.paramwise_cfg.layer_decay_rate
+    groups = {id(g["params"][0]): g for g in wrapper.optimizer.param_groups}
+    named = dict(model.named_parameters())
+
+    def group(name):
+        return groups[id(named[name])]
+    layers = model.backbone.num_lr_layers()  # depth + 1
+    assert group("backbone.model.model.pos_embed")["lr"] == pytest.approx(lr * rate ** layers)
+    assert group("backbone.model.model.pos_embed")["weight_decay"] == 0
+    assert group("backbone.model.model.cls_token")["weight_decay"] == 0
+    w0 = "backbone.model.model.layers.0.mixer.in_proj.weight"
+    w3 = "backbone.model.model.layers.3.mixer.in_proj.weight"
+    assert group(w0)["lr"] == pytest.approx(lr * rate ** (layers - 1))
+    assert group(w3)["lr"] == pytest.approx(lr * rate ** (layers - 4))
+    assert group(w0)["weight_decay"] == cfg.optim_wrapper.optimizer.weight_decay
+    assert group("decode_head.conv_seg.weight")["lr"] == pytest.approx(lr)
+    assert group("decode_head.conv_seg.bias")["weight_decay"] == 0

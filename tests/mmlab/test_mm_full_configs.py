@@ -1,9 +1,10 @@
 """The published (full-size) configs build their complete models and run one inference forward
 at their real input size (batch 1, no gradients, random weights: no dataset, no download).
 
-By default the two named in the brief run (UperNet VMamba-T[s1l8] at 512x512, Mask R-CNN
-VMamba-T[s1l8] at 1333x800: 20 s and 90 s on 2 busy CPU cores, the selective scan being the
-bulk); every other config, trackers included, is marked ``slow`` (``pytest -m slow``).
+By default one config per model type runs (UperNet on VMamba-T[s1l8] and on Vim-T, Mask R-CNN
+on VMamba-T[s1l8], QDTrack, ByteTrack, MaskTrack R-CNN: about 45 s together on 2 idle CPU cores);
+the other sizes and variants are marked ``slow`` (``pytest -m slow``; the Vanilla-VMamba detectors
+take 1-2.5 minutes each on the CPU, the v2 ones 9-18 s).
 """
 from __future__ import annotations
 
@@ -28,9 +29,13 @@ REAL_SIZE = {
     "bytetrack": (800, 1440),      # MOT17 resized to (1440, 800) and padded
     "masktrack": (360, 640),       # YouTube-VIS resized to (640, 360)
 }
-DEFAULT = {
+DEFAULT = {  # one per model type
     "segmentation/upernet_vmamba-t-s1l8_8xb2-160k_ade20k-512x512.py",
+    "segmentation/upernet_vim-t_4xb8-60k_ade20k-512x512.py",
     "detection/mask-rcnn_vmamba-t-s1l8_fpn_1x_coco.py",
+    "tracking/qdtrack_faster-rcnn_vmamba-t-s1l8_fpn_8xb2-4e_mot17halftrain_test-mot17halfval.py",
+    "tracking/bytetrack_yolox-vmamba-t-s1l8_8xb4-80e_crowdhuman-mot17halftrain_test-mot17halfval.py",
+    "tracking/masktrack-rcnn_mask-rcnn_vmamba-t-s1l8_fpn_8xb1-12e_youtubevis2019.py",
 }
 FULL = sorted(str(p.relative_to(CONFIGS)) for task in ("segmentation", "detection", "tracking")
               for p in (CONFIGS / task).glob("*.py"))

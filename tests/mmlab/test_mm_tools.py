@@ -71,3 +71,26 @@ def test_amp_flag_switches_the_optim_wrapper(tmp_path):
     args = train.parse_args([str(TOY_SEG), "--launcher", "pytorch", "--resume", "x.pth"])
     cfg = train.build_config(args)
     assert cfg.launcher == "pytorch" and cfg.resume and cfg.load_from == "x.pth"
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(toy_root, tmp_path):
+    """--launcher pytorch under torchrun (2 processes; gloo and DDP on the CPU when there is no CUDA)."""
+    import os
+    import subprocess
+    import sys
+    from mmengine.config import Config
+    config = CONFIGS / "detection/toy/mask-rcnn_vmamba-toy_fpn_1x_coco.py"
+    data_root = toy_data_root(toy_root, Config.fromfile(str(config)))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    subprocess.run(torchrun + [str(REPO / "tools/mm_train.py"), str(config), "--launcher", "pytorch",
+                               "--work-dir", str(tmp_path / "train"), "--data-root", data_root,
+                               "--cfg-options", "train_cfg.max_epochs=1", "train_cfg.val_interval=1"],
+                   check=True, env=env, cwd=REPO)
+    assert (tmp_path / "train" / "epoch_1.pth").is_file()
+    out = subprocess.run(torchrun + [str(REPO / "tools/mm_test.py"), str(config), str(tmp_path / "train/epoch_1.pth"),
+                                     "--launcher", "pytorch", "--work-dir", str(tmp_path / "test"),
+                                     "--data-root", data_root],
+                         check=True, env=env, cwd=REPO, capture_output=True, text=True)
+    assert "coco/bbox_mAP" in out.stdout + out.stderr

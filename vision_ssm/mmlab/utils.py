@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["set_data_root"]
+__all__ = ["set_data_root", "setup_cpu_distributed"]
 
 
 def set_data_root(cfg: Any, data_root: str) -> Any:
@@ -40,4 +40,27 @@ def set_data_root(cfg: Any, data_root: str) -> Any:
 
     for key in list(cfg.keys()):
         cfg[key] = visit(cfg[key])
+    return cfg
+
+
+def setup_cpu_distributed(cfg: Any) -> Any:
+    """Lets ``--launcher pytorch`` (torchrun) run on a machine without CUDA.
+
+    mmengine's pytorch launcher calls ``torch.cuda.set_device`` and wraps the model in DDP with
+    ``device_ids=[LOCAL_RANK]``; without CUDA we start the gloo process group ourselves (mmengine
+    then skips its own initialisation) and keep DDP on the CPU (``device_ids=None``).  A no-op
+    with CUDA or without a distributed launcher.
+    """
+    import torch
+    import torch.distributed as dist
+    if cfg.get("launcher", "none") != "pytorch" or torch.cuda.is_available():
+        return cfg
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    wrapper = dict(cfg.get("model_wrapper_cfg") or {})
+    wrapper.setdefault("type", "MMDistributedDataParallel")
+    wrapper.setdefault("broadcast_buffers", False)
+    wrapper.setdefault("find_unused_parameters", cfg.get("find_unused_parameters", False))
+    wrapper["device_ids"] = None
+    cfg.model_wrapper_cfg = wrapper
     return cfg

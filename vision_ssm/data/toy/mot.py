@@ -81,9 +81,9 @@ def make_mot(root: str, seed: int = 0, num_seqs: int = 2, num_frames: int = 16, 
                 vis = float(visible[i].sum()) / full
                 box = (float(round(x)), float(round(y)), float(round(w)), float(round(h)))
                 gt_lines.append(f"{f + 1},{pid},{box[0]:.0f},{box[1]:.0f},{box[2]:.0f},{box[3]:.0f},1,1,{vis:.6f}")
-                jitter = rng.normal(0, 1.5, size=4)
-                det_lines.append(f"{f + 1},-1,{box[0] + jitter[0]:.1f},{box[1] + jitter[1]:.1f},"
-                                 f"{box[2] + jitter[2]:.1f},{box[3] + jitter[3]:.1f},{rng.uniform(0.6, 1.0):.3f},-1,-1,-1")
+                noisy = np.asarray(box) + rng.normal(0, 1.5, size=4)  # a public detection near the box
+                det_lines.append(f"{f + 1},-1," + ",".join(f"{v:.1f}" for v in noisy)
+                                 + f",{rng.uniform(0.6, 1.0):.3f},-1,-1,-1")
                 annotated.append((pid, box, vis))
             write_image(os.path.join(seq_dir, "img1", f"{f + 1:06d}.jpg"), img)
             frames_info.append(annotated)
