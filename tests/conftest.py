@@ -14,8 +14,10 @@ def _seed():
     torch.manual_seed(0)
 
 
-@pytest.fixture
-def small_blocks(monkeypatch):
-    """Makes the torch path cut sequences into blocks of 5 steps, so block carries are exercised."""
+@pytest.fixture(params=["two-level", "step-by-step"])
+def small_blocks(request, monkeypatch):
+    """Makes the torch path cut sequences into blocks of 5 steps, so block carries are exercised,
+    and runs each test with both in-block scans (sub-chunks side by side, and one step at a time)."""
     from vision_ssm.ops.selective_scan import chunked
     monkeypatch.setattr(chunked, "DEFAULT_BLOCK_LEN", 5)
+    monkeypatch.setattr(chunked, "SEQUENTIAL_MIN_WIDTH", 2 ** 62 if request.param == "two-level" else 1)

@@ -7,14 +7,8 @@ Prints a markdown table and writes JSON (and a PNG chart) to --out.
 """
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-
-# Large allocations must come back to the OS when freed, or peak-RSS deltas would hide them.
-if os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:
-    os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
-    os.execv(sys.executable, [sys.executable] + sys.argv)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402

@@ -14,14 +14,8 @@ memory against resolution) to --out.  Each (model, size) runs in its own subproc
         --sizes 64 --batch 1 --repeats 1
 """
 import argparse
-import os
 import sys
 from pathlib import Path
-
-if __name__ == "__main__" and os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:
-    # large freed blocks must go back to the OS at once, or peak-RSS deltas would hide them
-    os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
-    os.execv(sys.executable, [sys.executable] + sys.argv)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

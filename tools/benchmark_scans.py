@@ -15,14 +15,8 @@ The default backbone is a small VMamba (vmamba_tiny_s1l8 with dims=32 depths=1,1
     python tools/benchmark_scans.py --scaling --sizes 224 384 512 768 1024 --batch 2
 """
 import argparse
-import os
 import sys
 from pathlib import Path
-
-if __name__ == "__main__" and os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:
-    # large freed blocks must go back to the OS at once, or peak-RSS deltas would hide them
-    os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
-    os.execv(sys.executable, [sys.executable] + sys.argv)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

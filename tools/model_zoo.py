@@ -12,13 +12,8 @@ source.  Measurements are cached (--cache) and reused unless --remeasure.
     python tools/model_zoo.py --models vmamba_tiny_s1l8 vim_tiny_patch16_224 --remeasure
 """
 import argparse
-import os
 import sys
 from pathlib import Path
-
-if __name__ == "__main__" and os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:
-    os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"  # as in the other benchmark tools
-    os.execv(sys.executable, [sys.executable] + sys.argv)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -16,11 +16,11 @@ Measurements (one ``(model, size)`` at a time, see :func:`measure`):
                            median of the repeats;
     train_ips / train_ms   forward + cross-entropy + backward, no optimizer step (as the VMamba
                            authors' "train throughput");
-    *_peak_mib             peak memory during the timed calls above what is live before them
-                           (weights and inputs excluded): the CUDA allocator's peak, or on the
-                           CPU the resident high-water mark reset before the calls (needs
-                           ``MALLOC_MMAP_THRESHOLD_`` set before the process starts, see
-                           :func:`ensure_malloc_env`); no extra call (:func:`timed_with_peak`).
+    *_peak_mib             peak memory of one call above what is live before it (weights and
+                           inputs excluded): the CUDA allocator's peak, or on the CPU the
+                           resident high-water mark reset before the call, glibc returning
+                           freed blocks at once meanwhile (:func:`measure.peak_memory`); taken
+                           in the first warm-up call (:func:`timed_with_peak`).
 With ``budget_s`` a configuration whose warm-up call alone exceeds the budget is measured by that
 one call (Vim-T at 1024 px takes minutes per batch on two CPU cores).
 By default every ``(model, size)`` runs in a fresh subprocess (``python -m vision_ssm.bench.models``
@@ -51,7 +51,7 @@ from .measure import markdown_table, peak_memory, run_isolated, sync, time_call
 __all__ = ["LABELS", "ALIASES", "DEFAULT_PLAN", "DEFAULT_PAIRS", "QUICK_KWARGS", "SCALING_MODELS",
            "register_models", "resolve_model", "zoo_models", "build_model", "measure", "measure_many",
            "run_benchmark", "ratios", "side_by_side", "report", "plot", "device_name", "parse_model_kwargs",
-           "ensure_malloc_env", "AMP_CHOICES"]
+           "AMP_CHOICES"]
 
 # Display names of the models the benchmarks talk about.
 LABELS = {
@@ -203,18 +203,6 @@ def build_model(name: str, img_size: int | None = None, model_kwargs: Mapping[st
         raise ValueError(f"model {name!r} rejects its arguments {kwargs}: {err}") from err
 
 
-def ensure_malloc_env(argv: Sequence[str] | None = None) -> None:
-    """Re-executes the running script with ``MALLOC_MMAP_THRESHOLD_=65536`` unless it is set.
-
-    glibc then returns large freed blocks to the OS at once, so the resident high-water mark
-    tracks the tensors alive at each moment (the CPU peak-memory measurement relies on it).
-    Call it first thing under ``if __name__ == "__main__"`` of a tool.
-    """
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:
-        os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
-        os.execv(sys.executable, [sys.executable] + list(sys.argv if argv is None else argv))
-
-
 def device_name(device: torch.device | str) -> str:
     device = torch.device(device)
     if device.type == "cuda":
@@ -238,12 +226,13 @@ def _num_classes(model: torch.nn.Module) -> int:
 
 def timed_with_peak(fn: Callable[[], object], device: torch.device, repeats: int = 3, warmup: int = 1,
                     budget_s: float | None = None, memory: bool = True) -> tuple[float, int | None]:
-    """(median seconds of ``fn`` after warm-up, peak extra bytes during the timed calls or None).
+    """(median seconds of ``fn`` after warm-up, peak extra bytes of one call or None).
 
-    The peak is taken over the timed repeats themselves (every call allocates and frees the
-    same), so measuring memory costs no extra call.  ``budget_s``: repeats stop once they have
-    taken this long; and a warm-up call that alone exceeds it is taken as the measurement (for
-    calls of minutes, one-time costs are negligible), so a slow configuration costs one call.
+    The peak is taken over the first warm-up call (one extra call when ``warmup`` is 0), under the
+    allocator setting that makes resident memory follow the bytes alive; the timed repeats run
+    under the steady one.  ``budget_s``: repeats stop once they have taken this long; and a
+    warm-up call that alone exceeds it is taken as the measurement (for calls of minutes, one-time
+    costs are negligible), so a slow configuration costs one call.
     """
     def once() -> float:
         t0 = time.perf_counter()
@@ -251,21 +240,18 @@ def timed_with_peak(fn: Callable[[], object], device: torch.device, repeats: int
         sync(device)
         return time.perf_counter() - t0
 
+    peak = None
+    if memory:
+        box: dict[str, float] = {}
+        peak = peak_memory(lambda: box.__setitem__("s", once()), device)
+        if budget_s is not None and box["s"] > budget_s:
+            return box["s"], peak
+        warmup = max(0, warmup - 1)
     for _ in range(warmup):
-        if memory:
-            box: dict[str, float] = {}
-            peak = peak_memory(lambda: box.__setitem__("s", once()), device)
-            seconds = box["s"]
-        else:
-            peak, seconds = None, once()
+        seconds = once()
         if budget_s is not None and seconds > budget_s:
             return seconds, peak
-    if not memory:
-        return time_call(fn, device, repeats=repeats, warmup=0, budget_s=budget_s), None
-    box = {}
-    peak = peak_memory(lambda: box.__setitem__("s", time_call(fn, device, repeats=repeats, warmup=0,
-                                                              budget_s=budget_s)), device)
-    return box["s"], peak
+    return time_call(fn, device, repeats=repeats, warmup=0, budget_s=budget_s), peak
 
 
 def measure(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -352,11 +338,10 @@ def measure(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _child_env_ready() -> None:
-    """Children must import this checkout and see the malloc setting."""
+    """Children must import this checkout."""
     paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     if str(_REPO_ROOT) not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([str(_REPO_ROOT)] + [p for p in paths if p])
-    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "65536")
 
 
 def measure_isolated(spec: Mapping[str, Any], timeout: float = 3600) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """The fast pure-PyTorch selective scan (the CPU default).
 
 The sequence is cut into blocks of ``block_len`` steps.  Inside a block the linear recurrence
-h_t = a_t h_{t-1} + x_t is solved by a two-level scan: sub-chunks of T ~ sqrt(block) steps are
-scanned side by side (a Python loop over T, not over every step), then the sub-chunk carries are
-chained.  Only products of decays in (0, 1] appear, so nothing overflows at any length.
+h_t = a_t h_{t-1} + x_t is solved step by step when a step is wide (batch·directions·D·N large
+enough that one op per step costs little), otherwise by a two-level scan: sub-chunks of
+T ~ sqrt(block) steps scanned side by side (a Python loop over T, not over every step), then the
+sub-chunk carries chained.  Only products of decays in (0, 1] appear, so nothing overflows at any length.
 
 Per-token inputs are laid out time-major once (one copy each, never one per direction); each
 block then reads its K·S rows through the index map, and outputs are added back row by row.
@@ -19,15 +20,34 @@ import torch.nn.functional as F
 
 from .canonical import ScanArgs
 
-DEFAULT_BLOCK_LEN = 256
+DEFAULT_BLOCK_LEN = 256  # the longest block
+BLOCK_ELEMENTS = 1 << 20  # a block's temporaries hold about this many values each (4 MB in fp32)
+MIN_BLOCK_LEN = 4
 
 
-def linear_scan(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-    """All states of h_t = a_t h_{t-1} + x_t along dim 0 (time), starting from h0.
+# Steps at least this wide are scanned one by one (each op big enough to amortise its dispatch,
+# and one pass instead of three); narrower ones by sub-chunks side by side.
+SEQUENTIAL_MIN_WIDTH = 6144
 
-    Sub-chunks of ``sub`` steps (plus a shorter tail) are scanned from zero side by side, with the
-    running products of a; then each sub-chunk's incoming state is added, scaled by those products.
-    """
+
+def _sequential(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool) -> torch.Tensor:
+    states = torch.empty_like(x)
+    last = a.shape[0] - 1
+    if not reverse:
+        torch.addcmul(x[0], a[0], h0, out=states[0])
+        for t in range(1, last + 1):
+            torch.addcmul(x[t], a[t], states[t - 1], out=states[t])
+    else:
+        torch.add(x[last], h0, out=states[last])
+        for t in range(last - 1, -1, -1):
+            torch.addcmul(x[t], a[t + 1], states[t + 1], out=states[t])
+    return states
+
+
+def _two_level(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+    """Forward recurrence by sub-chunks of ``sub`` steps (plus a shorter tail) scanned from zero
+    side by side with the running products of a; each sub-chunk's incoming state is then added,
+    scaled by those products."""
     steps, rest = int(a.shape[0]), a.shape[1:]  # int(): sizes are tensors under jit tracing
     sub = max(1, math.isqrt(steps - 1) + 1)
     full, tail = divmod(steps, sub)
@@ -50,6 +70,20 @@ def linear_scan(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor) -> torch.Ten
         incoming = carries[:full] if i == 0 else carries[full:]
         ps.addcmul_(pd, incoming.unsqueeze(1))
     return states
+
+
+def linear_scan(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+    """All states of a linear recurrence along dim 0 (time).
+
+    Forward: h_t = a_t h_{t-1} + x_t from h_{-1} = h0.  Reverse (the adjoint): h_t = a_{t+1} h_{t+1} + x_t,
+    where h0 stands for the already scaled a_S h_S that enters the last step.
+    """
+    if int(a[0].numel()) >= SEQUENTIAL_MIN_WIDTH:
+        return _sequential(a, x, h0, reverse)
+    if not reverse:
+        return _two_level(a, x, h0)
+    shifted = torch.cat([torch.ones_like(a[:1]), a[1:].flip(0)])
+    return _two_level(shifted, x.flip(0), h0).flip(0)
 
 
 def _time_major(t: torch.Tensor, dtype) -> torch.Tensor:
@@ -182,8 +216,7 @@ def chunked_backward(args: ScanArgs, block_states, grad_y, grad_last, block_len:
             g_u_blk = torch.zeros_like(u)
         rows.add(g_C, (gy * states).sum(-2))
         # adjoint lam_t = C_t gy_t + a_{t+1} lam_{t+1}, scanned backwards in time
-        a_next = torch.cat([torch.ones_like(a[:1]), a[1:].flip(0)])
-        lam = linear_scan(a_next, (gy * Cm).flip(0), lam_carry).flip(0)
+        lam = linear_scan(a, gy * Cm, lam_carry, reverse=True)
         lam_carry = a[0] * lam[0]
         g_u_blk += (lam * Bm).sum(-1, keepdim=True) * dt
         rows.add(g_u, g_u_blk.flatten(-3))
@@ -221,7 +254,15 @@ class _ChunkedScan(torch.autograd.Function):
         return (*grads, None, None, None, None)
 
 
+def auto_block_len(args: ScanArgs) -> int:
+    """Steps per block: as many as keep a block's (steps, K, B, D, N) temporaries near BLOCK_ELEMENTS
+    values (cache-sized, and reused by the allocator instead of fresh pages), within the bounds."""
+    batch, K, dim, _, N, _ = args.shape
+    width = int(batch) * int(K) * int(dim) * int(N)
+    return max(1, min(DEFAULT_BLOCK_LEN, max(MIN_BLOCK_LEN, BLOCK_ELEMENTS // width)))
+
+
 def selective_scan_chunked(args: ScanArgs, return_last_state: bool = False, block_len: int | None = None):
-    block_len = block_len or DEFAULT_BLOCK_LEN
+    block_len = block_len or auto_block_len(args)
     y, last, _ = _ChunkedScan.apply(*args.tensors(), args.index, args.delta_softplus, args.merge, block_len)
     return y, (last if return_last_state else None)
