@@ -145,6 +145,18 @@ class _Prepared:
         return u, dt, pre, Bm, Cm, z
 
 
+def _sum_over_state(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """sum_n x[..., d, n] y[..., 0, n], keeping the last dim: (..., Dg, N) x (..., 1, N) -> (..., Dg, 1)."""
+    if x.shape[-1] == 1:
+        return x * y
+    return torch.matmul(x, y.transpose(-1, -2))
+
+
+def _sum_over_channels(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """sum_d x[..., d, 0] y[..., d, n]: (..., Dg, 1) x (..., Dg, N) -> (..., N), without the product tensor."""
+    return torch.matmul(x.transpose(-1, -2), y).squeeze(-2)
+
+
 def _over_steps_and_batch(t: torch.Tensor) -> torch.Tensor:
     """(S, K, B, ...) -> (K, 1, ...), the shape of per-direction parameters."""
     return t.sum(0).sum(1, keepdim=True)
@@ -165,14 +177,14 @@ def chunked_forward(args: ScanArgs, block_len: int = DEFAULT_BLOCK_LEN):
         block_states.append(h)
         rows = _Rows(p.index[:, start:stop])
         u, dt, _, Bm, Cm, z = p.block(rows)
-        states = linear_scan(torch.exp(dt * p.A), dt * u * Bm, h)
+        states = linear_scan(torch.mul(dt, p.A).exp_(), dt * u * Bm, h)
         h = states[-1]
-        out = (states * Cm).sum(-1)
+        out = _sum_over_state(states, Cm)
         if p.D is not None:
-            out = out.addcmul_(p.D.squeeze(-1), u.squeeze(-1))
+            out = out.addcmul_(p.D, u)
         if z is not None:
-            out = out * F.silu(z.squeeze(-1))
-        rows.add(y, out.flatten(-2))
+            out = out * F.silu(z)
+        rows.add(y, out.flatten(-3))
     y = _from_time_major(y)
     y = y[:, 0] if args.merge == "sum" else y
     to_bkdn = lambda s: s.flatten(-3, -2).transpose(-3, -4)  # (.., K, B, D, N) -> (.., B, K, D, N)  # noqa: E731
@@ -203,7 +215,7 @@ def chunked_backward(args: ScanArgs, block_states, grad_y, grad_last, block_len:
         states = linear_scan(a, dtu * Bm, h0)
         gy = rows.read(grad_y).unflatten(-1, p.split).unsqueeze(-1)  # (S, K, B, G, Dg, 1)
         if z is not None:
-            y = (states * Cm).sum(-1, keepdim=True)
+            y = _sum_over_state(states, Cm)
             if p.D is not None:
                 y = y + p.D * u
             sig = torch.sigmoid(z)
@@ -214,16 +226,17 @@ def chunked_backward(args: ScanArgs, block_states, grad_y, grad_last, block_len:
             g_u_blk = gy * p.D
         else:
             g_u_blk = torch.zeros_like(u)
-        rows.add(g_C, (gy * states).sum(-2))
+        rows.add(g_C, _sum_over_channels(gy, states))
         # adjoint lam_t = C_t gy_t + a_{t+1} lam_{t+1}, scanned backwards in time
         lam = linear_scan(a, gy * Cm, lam_carry, reverse=True)
         lam_carry = a[0] * lam[0]
-        g_u_blk += (lam * Bm).sum(-1, keepdim=True) * dt
+        lam_B = _sum_over_state(lam, Bm)
+        g_u_blk += lam_B * dt
         rows.add(g_u, g_u_blk.flatten(-3))
-        rows.add(g_B, (lam * dtu).sum(-2))
+        rows.add(g_B, _sum_over_channels(dtu, lam))
         g_dA = lam * a * torch.cat([h0.unsqueeze(0), states[:-1]])
         g_A += _over_steps_and_batch(g_dA * dt)
-        g_dt = (lam * Bm).sum(-1, keepdim=True) * u + (g_dA * p.A).sum(-1, keepdim=True)
+        g_dt = lam_B * u + (g_dA * p.A).sum(-1, keepdim=True)
         g_pre = g_dt * torch.sigmoid(pre) if p.softplus else g_dt
         if g_bias is not None:
             g_bias += _over_steps_and_batch(g_pre)
