@@ -255,3 +255,15 @@ def test_torch_path_traces_with_jit():
                               delta_bias=p["delta_bias"], delta_softplus=True, backend="torch")
     traced = torch.jit.trace(scan, (p["u"], p["delta"]), check_trace=False)
     assert_close(traced(p["u"], p["delta"]), expected, torch.float32, "traced")
+
+
+def test_autocast_leaves_the_scan_in_fp32(small_blocks):
+    """Under bf16 autocast, fp32 inputs are still scanned in fp32 (matmuls inside must not drop to bf16)."""
+    inputs = make_plain(2, 6, 23, 4)
+    expected = run_with_grads(as_float64(inputs), "ref")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        actual = run_with_grads(inputs, "torch")
+    assert actual[0].dtype == torch.float32
+    assert_close(actual[0], expected[0], torch.float32, "y")
+    for name, grad in actual[2].items():
+        assert_close(grad, expected[2][name], torch.float32, f"grad {name}")

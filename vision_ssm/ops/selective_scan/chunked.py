@@ -252,7 +252,8 @@ class _ChunkedScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, index, softplus, merge, block_len):
         args = ScanArgs(u, delta, A, B, C, D, z, delta_bias, softplus, index, merge)
-        y, last, block_states = chunked_forward(args, block_len)
+        with torch.autocast(u.device.type, enabled=False):  # fp32 state and sums whatever the autocast
+            y, last, block_states = chunked_forward(args, block_len)
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, index, block_states)
         ctx.options = (softplus, merge, block_len)
         ctx.mark_non_differentiable(block_states)
@@ -263,7 +264,8 @@ class _ChunkedScan(torch.autograd.Function):
         *tensors, index, block_states = ctx.saved_tensors
         softplus, merge, block_len = ctx.options
         args = ScanArgs(*tensors, softplus, index, merge)
-        grads = chunked_backward(args, block_states, grad_y, grad_last, block_len)
+        with torch.autocast(args.u.device.type, enabled=False):
+            grads = chunked_backward(args, block_states, grad_y, grad_last, block_len)
         return (*grads, None, None, None, None)
 
 
