@@ -88,7 +88,8 @@ def test_pathfinder_labels_balanced():
     assert not np.array_equal(labels, other)  # the order within pairs is random
 
 
-@pytest.mark.parametrize("size,difficulty", [(32, "medium"), (32, "hard"), (64, "hard"), (128, "easy")])
+@pytest.mark.parametrize("size,difficulty", [(32, "trivial"), (32, "medium"), (32, "hard"), (64, "hard"),
+                                             (128, "easy")])
 def test_pathfinder_labels_true_by_independent_flood_fill(size, difficulty):
     spec = make_spec(size, difficulty)
     n = 24 if size < 128 else 8
@@ -107,9 +108,10 @@ def test_pathfinder_labels_true_by_independent_flood_fill(size, difficulty):
         comps, count = ndimage.label(mask > 0, structure=EIGHT)
         assert count == n_curves
         assert (comps[y0, x0] == comps[y1, x1]) == bool(label)
-        # dashes really are dashed: without bridging a curve falls apart
+        # dashes really are dashed: without bridging a curve falls apart (the trivial level's
+        # 1-px gaps may touch diagonally, so there it need not)
         _, raw = ndimage.label(img > 0, structure=EIGHT)
-        assert raw > n_curves
+        assert raw > n_curves or difficulty == "trivial"
 
 
 def test_pathfinder_speed_and_cache(tmp_path):

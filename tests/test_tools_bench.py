@@ -171,6 +171,24 @@ def test_benchmark_scans_scaling(tmp_path, tools):
     assert (out / "benchmark_scaling.png").stat().st_size > 0
 
 
+def test_benchmark_scans_pathfinder_options(tmp_path, tools, capsys):
+    """--pathfinder-difficulty, --cache-dir and --train-options reach the training engine."""
+    main = tools["benchmark_scans"].main
+    common = ["--scans", "raster", "--model-kwargs", "dims=8", "depths=1,1,1,1", "--sizes", "32", "--batch", "1",
+              "--repeats", "1", "--warmup", "0", "--no-flops", "--no-memory", "--no-train-throughput",
+              "--train", "pathfinder", "--epochs", "1", "--seeds", "0", "--train-samples", "16",
+              "--val-samples", "16", "--train-batch", "8", "--cache-dir", str(tmp_path / "cache"),
+              "--out", str(tmp_path / "out")]
+    assert main([*common, "--pathfinder-difficulty", "trivial", "--train-options", "smoothing=0", "drop_path=0.0"]) == 0
+    assert len(list((tmp_path / "cache").glob("pathfinder-*.npz"))) == 2  # train and val, generated once
+    capsys.readouterr()
+    assert main([*common, "--pathfinder-difficulty", "impossible"]) == 2
+    assert "trivial" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*common, "--train-options", "smoothin=0"])
+    assert "unknown setting 'smoothin'" in capsys.readouterr().err
+
+
 def test_benchmark_scans_bad_arguments(tools, capsys):
     main = tools["benchmark_scans"].main
     tiny = ["--model-kwargs", "dims=8", "depths=1,1,1,1", "--sizes", "32", "--batch", "1", "--repeats", "1",

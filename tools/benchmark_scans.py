@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the engine's)")
     g.add_argument("--train-samples", type=int, default=None, help="limit / generate this many training samples")
     g.add_argument("--val-samples", type=int, default=None, help="limit / generate this many validation samples")
+    g.add_argument("--pathfinder-difficulty", default=None,
+                   help="pathfinder preset: trivial | easy | medium | hard (default: the engine's, medium)")
+    g.add_argument("--cache-dir", default=None, help="cache generated pathfinder data (.npz) here")
+    g.add_argument("--train-options", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="further training-engine settings (tools/train.py's names with underscores, "
+                        "Python literals), e.g. smoothing=0 drop_path=0 warmup_epochs=0.3")
     g.add_argument("--quick", action="store_true",
                    help=f"{len(bench_scans.QUICK_SCANS)} scans ({' '.join(bench_scans.QUICK_SCANS)}), "
                         f"{bench_scans.QUICK_SIZE} px, batch 2, one repeat, no training (about a minute on 2 cores)")
@@ -107,11 +113,15 @@ def main(argv=None) -> int:
         parser.error(str(err))
     sizes = args.sizes or ([bench_scans.QUICK_SIZE] if args.quick else [224])
     train_options = dict(epochs=args.epochs, img_size=args.train_img_size, batch_size=args.train_batch)
-    for key in ("lr", "train_samples", "val_samples"):
+    for key in ("lr", "train_samples", "val_samples", "pathfinder_difficulty", "cache_dir"):
         if getattr(args, key) is not None:
             train_options[key] = getattr(args, key)
     if args.train and args.epochs < 3:
         train_options["warmup_epochs"] = 0.0
+    try:
+        train_options.update(bench_scans.parse_train_options(args.train_options))
+    except ValueError as err:
+        parser.error(str(err))
     out = args.out or "outputs/benchmark_scans"
     try:
         result = bench_scans.run_scan_benchmark(

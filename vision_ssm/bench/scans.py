@@ -160,6 +160,28 @@ def _resolve_task(task: str) -> dict[str, Any]:
                      f"with train/ and val/ subfolders (no such directory)")
 
 
+def parse_train_options(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (values as Python literals, else strings) checked against TrainConfig's fields."""
+    import ast
+    import dataclasses
+
+    from vision_ssm.train.config import TrainConfig
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ValueError(f"--train-options: expected KEY=VALUE, got {item!r}")
+        if key not in fields:
+            raise ValueError(f"--train-options: unknown setting {key!r}; known: {', '.join(sorted(fields))}")
+        try:
+            options[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            options[key] = raw
+    return options
+
+
 def train_scans(model: str, scan_list: Sequence[tuple[str, Any]], task: str, *,
                 model_kwargs: Mapping[str, Any] | None = None, seeds: Sequence[int] = (0, 1, 2),
                 device: str = "cpu", options: Mapping[str, Any] | None = None,

@@ -45,6 +45,7 @@ __all__ = [
 # Difficulty presets, in pixels of a 32x32 image (scaled with the image size): curve length
 # (dashes per curve), number of distractor curves and the gap between dashes grow with difficulty.
 DIFFICULTIES: dict[str, dict[str, Any]] = {
+    "trivial": dict(num_dashes=2, num_distractors=1, dash_length=3.0, gap_length=1.0, max_turn_deg=30.0),
     "easy": dict(num_dashes=4, num_distractors=1, dash_length=2.5, gap_length=1.5, max_turn_deg=35.0),
     "medium": dict(num_dashes=5, num_distractors=2, dash_length=2.0, gap_length=2.0, max_turn_deg=45.0),
     "hard": dict(num_dashes=6, num_distractors=2, dash_length=2.0, gap_length=2.0, max_turn_deg=60.0),

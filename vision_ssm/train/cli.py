@@ -37,7 +37,7 @@ def build_train_parser() -> argparse.ArgumentParser:
     g.add_argument("--val-samples", type=int, default=None,
                    help="digits: first N validation samples; pathfinder: N generated (default 1000)")
     g.add_argument("--data-seed", type=int, default=_D["data_seed"], help="pathfinder generation seed")
-    g.add_argument("--pathfinder-difficulty", default=_D["pathfinder_difficulty"], help="easy | medium | hard")
+    g.add_argument("--pathfinder-difficulty", default=_D["pathfinder_difficulty"], help="trivial | easy | medium | hard")
     g.add_argument("--cache-dir", default=None, help="cache generated pathfinder data (.npz) here")
     g.add_argument("--no-aug", action="store_true", help="no training augmentation")
     g.add_argument("--workers", "-j", type=int, default=None,
