@@ -162,23 +162,15 @@ def _resolve_task(task: str) -> dict[str, Any]:
 
 def parse_train_options(items: Sequence[str]) -> dict[str, Any]:
     """``KEY=VALUE`` strings (values as Python literals, else strings) checked against TrainConfig's fields."""
-    import ast
     import dataclasses
 
-    from vision_ssm.train.config import TrainConfig
+    from vision_ssm.train.config import TrainConfig, parse_kwargs
+    dashed = [item.partition("=") for item in items]  # tools/train.py spells the names with dashes
+    options = parse_kwargs([key.replace("-", "_") + sep + value for key, sep, value in dashed], flag="--train-options")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise ValueError(f"--train-options: expected KEY=VALUE, got {item!r}")
+    for key in options:
         if key not in fields:
             raise ValueError(f"--train-options: unknown setting {key!r}; known: {', '.join(sorted(fields))}")
-        try:
-            options[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            options[key] = raw
     return options
 
 

@@ -193,16 +193,17 @@ def _num(cfg, name, lo=None, hi=None, lo_open=False, hi_open=False, optional=Fal
     setattr(cfg, name, float(v))
 
 
-def parse_kwargs(items) -> dict:
-    """``["a=1", "b=[1,2]", "c=cross"]`` -> ``{"a": 1, "b": [1, 2], "c": "cross"}`` (as timm's --model-kwargs)."""
+def parse_kwargs(items, flag: str = "--model-kwargs") -> dict:
+    """``["a=1", "b=[1,2]", "c=cross"]`` -> ``{"a": 1, "b": [1, 2], "c": "cross"}`` (as timm's --model-kwargs);
+    values are Python literals, else strings.  ``flag`` names the option in error messages."""
     out: dict = {}
     for item in items or ():
         if "=" not in item:
-            raise ValueError(f"--model-kwargs expects key=value pairs, got {item!r}")
+            raise ValueError(f"{flag} expects key=value pairs, got {item!r}")
         key, value = item.split("=", 1)
         key = key.strip()
         if not key.isidentifier():
-            raise ValueError(f"--model-kwargs: {key!r} is not a valid argument name")
+            raise ValueError(f"{flag}: {key!r} is not a valid argument name")
         try:
             out[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
