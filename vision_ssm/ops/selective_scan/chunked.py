@@ -124,25 +124,34 @@ class _Prepared:
         self.cdt = torch.float64 if args.u.dtype == torch.float64 else torch.float32
         self.split = (groups, dim // groups)
         tm = lambda t: None if t is None else _time_major(t, self.cdt)  # noqa: E731
-        self.u, self.delta, self.z = tm(args.u), tm(args.delta), tm(args.z)  # (L, Kx, B, D)
+        self.u, self.z = tm(args.u), tm(args.z)  # (L, Kx, B, D)
         self.B, self.C = tm(args.B), tm(args.C)  # (L, K, B, G, N)
+        self.dt = self._time_major_dt(args)  # (L, K, B, D)
         param = lambda t, last: None if t is None else t.to(self.cdt).view(K, 1, *self.split, last)  # noqa: E731
         self.A = param(args.A, N)  # (K, 1, G, Dg, N)
         self.D = param(args.D, 1)
-        self.bias = param(args.delta_bias, 1)
+        self.has_bias = args.delta_bias is not None
         self.softplus = args.delta_softplus
         index = args.index if args.index is not None else torch.arange(length, device=args.u.device).expand(K, length)
         self.index = index
         self.state_shape = (K, batch, groups, dim // groups, N)
 
+    def _time_major_dt(self, args: ScanArgs) -> torch.Tensor:
+        """dt = softplus(delta + bias) (or without either), time-major; the bias is added while laying out."""
+        if args.delta_bias is None:
+            pre = _time_major(args.delta, self.cdt)
+        else:
+            delta = args.delta.movedim(-1, 0).transpose(1, 2)  # (L, K, B, D) view
+            pre = torch.empty(delta.shape, dtype=self.cdt, device=delta.device)
+            torch.add(delta, args.delta_bias.to(self.cdt).unsqueeze(1), out=pre)
+        return F.softplus(pre) if args.delta_softplus else pre
+
     def block(self, rows: _Rows):
-        """(u, dt, pre-activation delta, B, C, z) of a block, shaped (S, K, B, G, Dg, 1|N)."""
+        """(u, dt, B, C, z) of a block, shaped (S, K, B, G, Dg, 1|N)."""
         chan = lambda t: None if t is None else rows.read(t).unflatten(-1, self.split).unsqueeze(-1)  # noqa: E731
-        u, delta, z = chan(self.u), chan(self.delta), chan(self.z)
-        pre = delta if self.bias is None else delta + self.bias
-        dt = F.softplus(pre) if self.softplus else pre
+        u, dt, z = chan(self.u), chan(self.dt), chan(self.z)
         Bm, Cm = rows.read(self.B).unsqueeze(-2), rows.read(self.C).unsqueeze(-2)
-        return u, dt, pre, Bm, Cm, z
+        return u, dt, Bm, Cm, z
 
 
 def _sum_over_state(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -176,7 +185,7 @@ def chunked_forward(args: ScanArgs, block_len: int = DEFAULT_BLOCK_LEN):
     for start, stop in _blocks(length, block_len):
         block_states.append(h)
         rows = _Rows(p.index[:, start:stop])
-        u, dt, _, Bm, Cm, z = p.block(rows)
+        u, dt, Bm, Cm, z = p.block(rows)
         states = linear_scan(torch.mul(dt, p.A).exp_(), dt * u * Bm, h)
         h = states[-1]
         out = _sum_over_state(states, Cm)
@@ -197,8 +206,9 @@ def chunked_backward(args: ScanArgs, block_states, grad_y, grad_last, block_len:
     p = _Prepared(args)
     grad_y = _time_major(grad_y.unsqueeze(1) if args.merge == "sum" else grad_y, p.cdt)
     zeros = lambda t: None if t is None else torch.zeros_like(t)  # noqa: E731
-    g_u, g_delta, g_z, g_B, g_C = zeros(p.u), zeros(p.delta), zeros(p.z), zeros(p.B), zeros(p.C)
-    g_A, g_D, g_bias = zeros(p.A), zeros(p.D), zeros(p.bias)
+    g_u, g_delta, g_z, g_B, g_C = zeros(p.u), zeros(p.dt), zeros(p.z), zeros(p.B), zeros(p.C)
+    g_A, g_D = zeros(p.A), zeros(p.D)
+    g_bias = torch.zeros_like(p.A[..., :1]) if p.has_bias else None
     from_bkdn = lambda s: s.transpose(-3, -4).unflatten(-2, p.split)  # noqa: E731
     block_states = from_bkdn(block_states.to(p.cdt))
     lam_carry = torch.zeros(p.state_shape, dtype=p.cdt, device=args.u.device)
@@ -208,7 +218,7 @@ def chunked_backward(args: ScanArgs, block_states, grad_y, grad_last, block_len:
     for i in reversed(range(len(ranges))):
         start, stop = ranges[i]
         rows = _Rows(p.index[:, start:stop])
-        u, dt, pre, Bm, Cm, z = p.block(rows)
+        u, dt, Bm, Cm, z = p.block(rows)
         a = torch.exp(dt * p.A)
         dtu = dt * u
         h0 = block_states[i]
@@ -237,7 +247,8 @@ def chunked_backward(args: ScanArgs, block_states, grad_y, grad_last, block_len:
         g_dA = lam * a * torch.cat([h0.unsqueeze(0), states[:-1]])
         g_A += _over_steps_and_batch(g_dA * dt)
         g_dt = lam_B * u + (g_dA * p.A).sum(-1, keepdim=True)
-        g_pre = g_dt * torch.sigmoid(pre) if p.softplus else g_dt
+        # softplus'(pre) = sigmoid(pre) = 1 - exp(-softplus(pre))
+        g_pre = g_dt * torch.expm1(-dt).neg_() if p.softplus else g_dt
         if g_bias is not None:
             g_bias += _over_steps_and_batch(g_pre)
         rows.add(g_delta, g_pre.flatten(-3))
