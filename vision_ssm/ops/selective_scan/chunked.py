@@ -154,6 +154,11 @@ class _Prepared:
         return u, dt, Bm, Cm, z
 
 
+def _decay(dt: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+    """a = exp(dt A), (S, K, B, G, Dg, 1) x (K, 1, G, Dg, N), in one allocation."""
+    return torch.mul(dt, A).exp_()
+
+
 def _sum_over_state(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """sum_n x[..., d, n] y[..., 0, n], keeping the last dim: (..., Dg, N) x (..., 1, N) -> (..., Dg, 1)."""
     if x.shape[-1] == 1:
@@ -186,7 +191,7 @@ def chunked_forward(args: ScanArgs, block_len: int = DEFAULT_BLOCK_LEN):
         block_states.append(h)
         rows = _Rows(p.index[:, start:stop])
         u, dt, Bm, Cm, z = p.block(rows)
-        states = linear_scan(torch.mul(dt, p.A).exp_(), dt * u * Bm, h)
+        states = linear_scan(_decay(dt, p.A), dt * u * Bm, h)
         h = states[-1]
         out = _sum_over_state(states, Cm)
         if p.D is not None:
@@ -219,7 +224,7 @@ def chunked_backward(args: ScanArgs, block_states, grad_y, grad_last, block_len:
         start, stop = ranges[i]
         rows = _Rows(p.index[:, start:stop])
         u, dt, Bm, Cm, z = p.block(rows)
-        a = torch.exp(dt * p.A)
+        a = _decay(dt, p.A)
         dtu = dt * u
         h0 = block_states[i]
         states = linear_scan(a, dtu * Bm, h0)
@@ -285,7 +290,7 @@ def auto_block_len(args: ScanArgs) -> int:
     values (cache-sized, and reused by the allocator instead of fresh pages), within the bounds."""
     batch, K, dim, _, N, _ = args.shape
     width = int(batch) * int(K) * int(dim) * int(N)
-    return max(1, min(DEFAULT_BLOCK_LEN, max(MIN_BLOCK_LEN, BLOCK_ELEMENTS // width)))
+    return min(DEFAULT_BLOCK_LEN, max(MIN_BLOCK_LEN, BLOCK_ELEMENTS // width))
 
 
 def selective_scan_chunked(args: ScanArgs, return_last_state: bool = False, block_len: int | None = None):
