@@ -240,9 +240,11 @@ class SS2D(nn.Module):
         B, D, H, W = x.shape
         K, N, R = self.num_directions, self.d_state, self.dt_rank
         xs = x.flatten(2)  # (B, D, L), image order
-        x_dbl = torch.einsum("bdl,kcd->bkcl", xs, self.x_proj_weight)
-        dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
-        dts = torch.einsum("bkrl,kdr->bkdl", dts, self.dt_projs_weight)
+        # projections token-major, (B, K, L, ·): the scan reads each token's channels as one row, no copy
+        x_dbl = torch.einsum("bld,kcd->bklc", xs.transpose(1, 2), self.x_proj_weight)
+        dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=-1)
+        dts = torch.einsum("bklr,kdr->bkld", dts, self.dt_projs_weight).transpose(-1, -2)
+        Bs, Cs = Bs.transpose(-1, -2), Cs.transpose(-1, -2)
         As = -torch.exp(_fp32(self.A_logs)).view(K, D, N)
         Ds = _fp32(self.Ds).view(K, D)
         delta_bias = _fp32(self.dt_projs_bias)

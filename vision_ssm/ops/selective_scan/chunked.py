@@ -6,10 +6,12 @@ enough that one op per step costs little), otherwise by a two-level scan: sub-ch
 T ~ sqrt(block) steps scanned side by side (a Python loop over T, not over every step), then the
 sub-chunk carries chained.  Only products of decays in (0, 1] appear, so nothing overflows at any length.
 
-Per-token inputs are laid out time-major once (one copy each, never one per direction); each
-block then reads its K·S rows through the index map, and outputs are added back row by row.
-Only the block-boundary states are kept: the backward recomputes each block's states from
-them, walking the blocks in reverse.
+Per-token inputs are read channel-last, (B, Kx, L, D): a token's D channels are one contiguous
+row, so each block gathers its K·B·S rows through the index map straight from a channel-last
+input (a (B, H, W, C) map, or the output of a Linear) without any copy; channel-first inputs are
+laid out once.  Outputs and gradients are added back row by row and returned as channel-last
+views.  Only the block-boundary states (and dt) are kept: the backward recomputes each block's
+states from them, walking the blocks in reverse.
 """
 from __future__ import annotations
 
@@ -86,47 +88,81 @@ def linear_scan(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: boo
     return _two_level(shifted, x.flip(0), h0).flip(0)
 
 
-def _time_major(t: torch.Tensor, dtype) -> torch.Tensor:
-    """(B, Kx, ..., L) -> contiguous (L, Kx, B, ...) in ``dtype``."""
-    return t.movedim(-1, 0).transpose(1, 2).to(dtype, memory_format=torch.contiguous_format).contiguous()
+def _row_strides(t: torch.Tensor):
+    """Strides of t's (B, Kx, L) dims counted in rows of its trailing channel dims, or None when
+    those channels are not one packed row (size-1 dims count as stride 0)."""
+    row = 1
+    for size, stride in zip(reversed(t.shape[3:]), reversed(t.stride()[3:])):
+        if size != 1 and stride != row:
+            return None
+        row *= size
+    strides = []
+    for size, stride in zip(t.shape[:3], t.stride()[:3]):
+        stride = 0 if size == 1 else stride
+        if stride % row:
+            return None
+        strides.append(stride // row)
+    return tuple(strides)
 
 
-def _from_time_major(t: torch.Tensor) -> torch.Tensor:
-    """(L, Kx, B, ...) -> (B, Kx, ..., L) view."""
-    return t.transpose(1, 2).movedim(0, -1)
+def _channel_last(t: torch.Tensor, dtype) -> torch.Tensor:
+    """(B, Kx, C..., L) -> (B, Kx, L, C...) in ``dtype`` with packed channel rows: a view of t when
+    its channels already are (a channel-last map, a Linear's output), else a contiguous copy."""
+    t = t.movedim(-1, 2)
+    if t.dtype != dtype:
+        return t.to(dtype, memory_format=torch.contiguous_format)
+    return t if _row_strides(t) is not None else t.contiguous()
+
+
+def _from_channel_last(t: torch.Tensor) -> torch.Tensor:
+    """(B, Kx, L, C...) -> (B, Kx, C..., L) view."""
+    return t.movedim(2, -1)
 
 
 class _Rows:
-    """Row indices of a block's steps in time-major (L·Kx, ...) tensors, in (S, K) order."""
+    """The rows of a block's steps in (B, Kx, L, C...) tensors with packed channel rows, in (S, K, B) order."""
 
-    def __init__(self, pos: torch.Tensor):  # pos (K, S)
-        K = pos.shape[0]
-        self.shape = (pos.shape[1], K)
-        self.shared = pos.t().reshape(-1)  # position only: tensors shared by the K directions
-        self.own = (pos.t() * K + torch.arange(K, device=pos.device)).reshape(-1)
+    def __init__(self, pos: torch.Tensor, batch: int):  # pos (K, S)
+        K, S = int(pos.shape[0]), int(pos.shape[1])  # int(): sizes are tensors under jit tracing
+        self.shape = (S, K, int(batch))
+        self._steps = pos.t().unsqueeze(-1)  # (S, K, 1)
+        self._batch = torch.arange(int(batch), device=pos.device)
+        self._direction = torch.arange(K, device=pos.device).unsqueeze(-1)  # (K, 1)
+        self._ids = {}
 
-    def read(self, tm: torch.Tensor) -> torch.Tensor:
-        """(L, Kx, B, ...) -> (S, K, B, ...) for this block's steps."""
-        rows = self.shared if tm.shape[1] == 1 else self.own
-        return tm.flatten(0, 1).index_select(0, rows).view(*self.shape, *tm.shape[2:])
+    def _flat(self, t: torch.Tensor):
+        """(rows of t as a (n, C...) view of its storage, this block's row ids in t)."""
+        strides = _row_strides(t)
+        if strides not in self._ids:
+            sb, sk, sl = strides
+            self._ids[strides] = (self._steps * sl + self._batch * sb + self._direction * sk).reshape(-1)
+        span = sum((n - 1) * s for n, s in zip(t.shape[:3], strides)) + 1
+        row = math.prod(t.shape[3:])
+        return t.as_strided((span, *t.shape[3:]), (row, *t.stride()[3:])), self._ids[strides]
 
-    def add(self, tm: torch.Tensor, values: torch.Tensor):
-        """Adds (S, K, B, ...) values at the block's rows of (L, Kx, B, ...) (summing directions if Kx=1)."""
-        rows = self.shared if tm.shape[1] == 1 else self.own
-        tm.view(-1, *tm.shape[2:]).index_add_(0, rows, values.reshape(-1, *values.shape[2:]))
+    def read(self, t: torch.Tensor) -> torch.Tensor:
+        """(B, Kx, L, ...) -> (S, K, B, ...) for this block's steps (Kx = 1: the same rows for every k)."""
+        flat, ids = self._flat(t)
+        return flat.index_select(0, ids).view(*self.shape, *t.shape[3:])
+
+    def add(self, t: torch.Tensor, values: torch.Tensor, alpha: float = 1):
+        """Adds alpha·values (S, K, B, ...) at the block's rows of (B, Kx, L, ...) (summing directions if Kx=1)."""
+        flat, ids = self._flat(t)
+        flat.index_add_(0, ids, values.reshape(-1, *values.shape[3:]), alpha=alpha)
 
 
 class _Prepared:
-    """Inputs in compute layout: per-token tensors time-major, parameters broadcastable."""
+    """Inputs in compute layout: per-token tensors channel-last, parameters broadcastable."""
 
-    def __init__(self, args: ScanArgs):
+    def __init__(self, args: ScanArgs, dt: torch.Tensor | None = None):
         batch, K, dim, length, N, groups = args.shape
+        self.batch, self.length, self.d_state = int(batch), int(length), int(N)
         self.cdt = torch.float64 if args.u.dtype == torch.float64 else torch.float32
         self.split = (groups, dim // groups)
-        tm = lambda t: None if t is None else _time_major(t, self.cdt)  # noqa: E731
-        self.u, self.z = tm(args.u), tm(args.z)  # (L, Kx, B, D)
-        self.B, self.C = tm(args.B), tm(args.C)  # (L, K, B, G, N)
-        self.dt = self._time_major_dt(args)  # (L, K, B, D)
+        cl = lambda t: None if t is None else _channel_last(t, self.cdt)  # noqa: E731
+        self.u, self.z = cl(args.u), cl(args.z)  # (B, Kx, L, D)
+        self.B, self.C = cl(args.B), cl(args.C)  # (B, K, L, G, N)
+        self.dt = self._channel_last_dt(args) if dt is None else dt  # (B, K, L, D)
         param = lambda t, last: None if t is None else t.to(self.cdt).view(K, 1, *self.split, last)  # noqa: E731
         self.A = param(args.A, N)  # (K, 1, G, Dg, N)
         self.D = param(args.D, 1)
@@ -136,15 +172,18 @@ class _Prepared:
         self.index = index
         self.state_shape = (K, batch, groups, dim // groups, N)
 
-    def _time_major_dt(self, args: ScanArgs) -> torch.Tensor:
-        """dt = softplus(delta + bias) (or without either), time-major; the bias is added while laying out."""
+    def _channel_last_dt(self, args: ScanArgs) -> torch.Tensor:
+        """dt = softplus(delta + bias) (or without either), channel-last; the bias is added while laying out."""
         if args.delta_bias is None:
-            pre = _time_major(args.delta, self.cdt)
+            pre = _channel_last(args.delta, self.cdt)
         else:
-            delta = args.delta.movedim(-1, 0).transpose(1, 2)  # (L, K, B, D) view
+            delta = args.delta.movedim(-1, 2)  # (B, K, L, D) view
             pre = torch.empty(delta.shape, dtype=self.cdt, device=delta.device)
             torch.add(delta, args.delta_bias.to(self.cdt).unsqueeze(1), out=pre)
         return F.softplus(pre) if args.delta_softplus else pre
+
+    def rows(self, start: int, stop: int) -> _Rows:
+        return _Rows(self.index[:, start:stop], self.batch)
 
     def block(self, rows: _Rows):
         """(u, dt, B, C, z) of a block, shaped (S, K, B, G, Dg, 1|N)."""
@@ -181,15 +220,16 @@ def _blocks(length: int, block_len: int):
 
 
 def chunked_forward(args: ScanArgs, block_len: int = DEFAULT_BLOCK_LEN):
-    """Returns (y, last_state (B, K, D, N), block_states (nblocks, B, K, D, N)); y like the reference."""
+    """Returns (y, last_state (B, K, D, N), block_states (nblocks, B, K, D, N), dt); y like the reference,
+    dt = softplus(delta + bias) channel-last (kept for the backward)."""
     batch, K, dim, length, N, groups = args.shape
     p = _Prepared(args)
-    y = torch.zeros((length, 1 if args.merge == "sum" else K, batch, dim), dtype=p.cdt, device=args.u.device)
+    y = torch.zeros((batch, 1 if args.merge == "sum" else K, length, dim), dtype=p.cdt, device=args.u.device)
     h = torch.zeros(p.state_shape, dtype=p.cdt, device=args.u.device)
     block_states = []
     for start, stop in _blocks(length, block_len):
         block_states.append(h)
-        rows = _Rows(p.index[:, start:stop])
+        rows = p.rows(start, stop)
         u, dt, Bm, Cm, z = p.block(rows)
         states = linear_scan(_decay(dt, p.A), dt * u * Bm, h)
         h = states[-1]
@@ -197,20 +237,20 @@ def chunked_forward(args: ScanArgs, block_len: int = DEFAULT_BLOCK_LEN):
         if p.D is not None:
             out = out.addcmul_(p.D, u)
         if z is not None:
-            out = out * F.silu(z)
+            out = out.mul_(F.silu(z))
         rows.add(y, out.flatten(-3))
-    y = _from_time_major(y)
+    y = _from_channel_last(y)
     y = y[:, 0] if args.merge == "sum" else y
     to_bkdn = lambda s: s.flatten(-3, -2).transpose(-3, -4)  # (.., K, B, D, N) -> (.., B, K, D, N)  # noqa: E731
-    return y, to_bkdn(h), to_bkdn(torch.stack(block_states))
+    return y, to_bkdn(h), to_bkdn(torch.stack(block_states)), p.dt
 
 
-def chunked_backward(args: ScanArgs, block_states, grad_y, grad_last, block_len: int = DEFAULT_BLOCK_LEN):
+def chunked_backward(args: ScanArgs, block_states, dt, grad_y, grad_last, block_len: int = DEFAULT_BLOCK_LEN):
     """Gradients of (u, delta, A, B, C, D, z, delta_bias), in the canonical shapes and input dtypes."""
     batch, K, dim, length, N, groups = args.shape
-    p = _Prepared(args)
-    grad_y = _time_major(grad_y.unsqueeze(1) if args.merge == "sum" else grad_y, p.cdt)
-    zeros = lambda t: None if t is None else torch.zeros_like(t)  # noqa: E731
+    p = _Prepared(args, dt)
+    grad_y = _channel_last(grad_y.unsqueeze(1) if args.merge == "sum" else grad_y, p.cdt)
+    zeros = lambda t: None if t is None else torch.zeros(t.shape, dtype=t.dtype, device=t.device)  # noqa: E731
     g_u, g_delta, g_z, g_B, g_C = zeros(p.u), zeros(p.dt), zeros(p.z), zeros(p.B), zeros(p.C)
     g_A, g_D = zeros(p.A), zeros(p.D)
     g_bias = torch.zeros_like(p.A[..., :1]) if p.has_bias else None
@@ -219,10 +259,11 @@ def chunked_backward(args: ScanArgs, block_states, grad_y, grad_last, block_len:
     lam_carry = torch.zeros(p.state_shape, dtype=p.cdt, device=args.u.device)
     if grad_last is not None:
         lam_carry += from_bkdn(grad_last.to(p.cdt))
+    # softplus'(pre) = sigmoid(pre) = -expm1(-dt): the delta gradients are accumulated with that sign
+    sign = -1 if p.softplus else 1
     ranges = _blocks(length, block_len)
     for i in reversed(range(len(ranges))):
-        start, stop = ranges[i]
-        rows = _Rows(p.index[:, start:stop])
+        rows = p.rows(*ranges[i])
         u, dt, Bm, Cm, z = p.block(rows)
         a = _decay(dt, p.A)
         dtu = dt * u
@@ -232,32 +273,38 @@ def chunked_backward(args: ScanArgs, block_states, grad_y, grad_last, block_len:
         if z is not None:
             y = _sum_over_state(states, Cm)
             if p.D is not None:
-                y = y + p.D * u
+                y = y.addcmul_(p.D, u)
             sig = torch.sigmoid(z)
             rows.add(g_z, (gy * y * sig * (1 + z * (1 - sig))).flatten(-3))
             gy = gy * z * sig
         if p.D is not None:
             g_D += _over_steps_and_batch(gy * u)
-            g_u_blk = gy * p.D
-        else:
-            g_u_blk = torch.zeros_like(u)
         rows.add(g_C, _sum_over_channels(gy, states))
         # adjoint lam_t = C_t gy_t + a_{t+1} lam_{t+1}, scanned backwards in time
         lam = linear_scan(a, gy * Cm, lam_carry, reverse=True)
-        lam_carry = a[0] * lam[0]
         lam_B = _sum_over_state(lam, Bm)
-        g_u_blk += lam_B * dt
-        rows.add(g_u, g_u_blk.flatten(-3))
         rows.add(g_B, _sum_over_channels(dtu, lam))
-        g_dA = lam * a * torch.cat([h0.unsqueeze(0), states[:-1]])
+        g_u_blk = lam_B * dt
+        if p.D is not None:
+            g_u_blk.addcmul_(gy, p.D)
+        rows.add(g_u, g_u_blk.flatten(-3))
+        # dL/d(a_t) h_{t-1} (in lam's storage): lam_t a_t h_{t-1}
+        g_dA = lam.mul_(a)
+        lam_carry = g_dA[0].clone()
+        g_dA[1:].mul_(states[:-1])
+        g_dA[0].mul_(h0)
         g_A += _over_steps_and_batch(g_dA * dt)
-        g_dt = lam_B * u + (g_dA * p.A).sum(-1, keepdim=True)
-        # softplus'(pre) = sigmoid(pre) = 1 - exp(-softplus(pre))
-        g_pre = g_dt * torch.expm1(-dt).neg_() if p.softplus else g_dt
+        g_dt = lam_B.mul_(u)
+        if p.d_state == 1:
+            g_dt.addcmul_(g_dA, p.A)
+        else:
+            g_dt += (g_dA * p.A).sum(-1, keepdim=True)
+        if p.softplus:
+            g_dt.mul_(torch.neg(dt).expm1_())
         if g_bias is not None:
-            g_bias += _over_steps_and_batch(g_pre)
-        rows.add(g_delta, g_pre.flatten(-3))
-    back = lambda g: None if g is None else _from_time_major(g)  # noqa: E731
+            g_bias.add_(_over_steps_and_batch(g_dt), alpha=sign)
+        rows.add(g_delta, g_dt.flatten(-3), alpha=sign)
+    back = lambda g: None if g is None else _from_channel_last(g)  # noqa: E731
     param = lambda g, *shape: None if g is None else g.view(*shape)  # noqa: E731
     grads = [back(g_u), back(g_delta), param(g_A, K, dim, N), back(g_B), back(g_C),
              param(g_D, K, dim), back(g_z), param(g_bias, K, dim)]
@@ -269,19 +316,19 @@ class _ChunkedScan(torch.autograd.Function):
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, index, softplus, merge, block_len):
         args = ScanArgs(u, delta, A, B, C, D, z, delta_bias, softplus, index, merge)
         with torch.autocast(u.device.type, enabled=False):  # fp32 state and sums whatever the autocast
-            y, last, block_states = chunked_forward(args, block_len)
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, index, block_states)
+            y, last, block_states, dt = chunked_forward(args, block_len)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, index, block_states, dt)
         ctx.options = (softplus, merge, block_len)
         ctx.mark_non_differentiable(block_states)
         return y.to(u.dtype), last, block_states
 
     @staticmethod
     def backward(ctx, grad_y, grad_last, _):
-        *tensors, index, block_states = ctx.saved_tensors
+        *tensors, index, block_states, dt = ctx.saved_tensors
         softplus, merge, block_len = ctx.options
         args = ScanArgs(*tensors, softplus, index, merge)
         with torch.autocast(args.u.device.type, enabled=False):
-            grads = chunked_backward(args, block_states, grad_y, grad_last, block_len)
+            grads = chunked_backward(args, block_states, dt, grad_y, grad_last, block_len)
         return (*grads, None, None, None, None)
 
 
