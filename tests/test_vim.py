@@ -283,7 +283,7 @@ def test_every_registered_scan_runs(scan):
     K = model.num_directions
     assert K == scans.get_scan(scan).num_directions
     model(torch.randn(1, 3, 48, 80)).sum().backward()
-    orders = model.scan_orders(3, 5)[0]  # odd M = 15: the class token (index 7) at step 7 or, mirrored, 8
+    orders = model.scan_orders(3, 5)  # odd M = 15: the class token (index 7) at step 7 or, mirrored, 8
     assert orders.shape == (K, 16)
     assert all(int(orders[k].tolist().index(7)) in (7, 8) for k in range(K))
     assert sorted(orders[0].tolist()) == list(range(16))

@@ -58,6 +58,11 @@ def direction_param_names(k: int) -> dict:
     return dict(conv1d=f"conv1d{s}", x_proj=f"x_proj{s}", dt_proj=f"dt_proj{s}", A_log=f"A{s}_log", D=f"D{s}")
 
 
+def _token_rows(orders: torch.Tensor, batch: int, length: int) -> torch.Tensor:
+    """Row (b, token) of a (B·L, ·) view for every row (b, k, step) of (B, K, L, ·) in scan order."""
+    return (orders.reshape(1, -1) + length * torch.arange(batch, device=orders.device).unsqueeze(-1)).reshape(-1)
+
+
 def _compute_dtype(t: torch.Tensor) -> torch.Tensor:
     """float32 (float64 kept) for the SSM parameters, like the official ``.float()``."""
     return t if t.dtype == torch.float64 else t.float()
@@ -173,12 +178,11 @@ class BiMamba(nn.Module):
         return torch.stack([fwd, fwd.flip(0)][:num_directions])
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor, orders: Optional[torch.Tensor] = None,
-                inverse: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, orders: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x (B, L, C) in token order -> (B, L, C).
 
         ``orders`` (K, L) int64: row k lists the token indices in direction k's scan order
-        (default: identity and its reverse).  ``inverse`` (K, L), optional: its inverse permutation.
+        (default: identity and its reverse).
         """
         batch, length, _ = x.shape
         K, Di, N, R = self.num_directions, self.d_inner, self.d_state, self.dt_rank
@@ -186,37 +190,38 @@ class BiMamba(nn.Module):
             orders = self.default_orders(K, length, x.device)
         if tuple(orders.shape) != (K, length):
             raise ValueError(f"BiMamba: `orders` must be (K, L) = ({K}, {length}), got {tuple(orders.shape)}")
-        if inverse is None:
-            inverse = torch.argsort(orders, dim=-1)
 
-        xz = self.in_proj(x).transpose(1, 2)  # (B, 2·Di, L)
-        # every direction reads x and z in its own scan order: (B, 2·Di, K, L)
-        xz = xz.index_select(-1, orders.reshape(-1)).view(batch, 2 * Di, K, length)
-        xs, zs = xz.transpose(1, 2).chunk(2, dim=2)  # (B, K, Di, L) each
+        # every direction reads x and z in its own scan order: token rows gathered, (B, K, L, 2·Di)
+        xz = self.in_proj(x).index_select(1, orders.reshape(-1)).view(batch, K, length, 2 * Di)
+        xs, zs = xz.chunk(2, dim=-1)
 
         # per-direction causal depthwise conv as one grouped conv over K·Di channels
-        conv_w = torch.cat([m.weight for m in self.direction_modules("conv1d")], dim=0)
         convs = self.direction_modules("conv1d")
+        conv_w = torch.cat([m.weight for m in convs], dim=0)
         conv_b = torch.cat([m.bias for m in convs], dim=0) if convs[0].bias is not None else None
-        u = F.conv1d(xs.reshape(batch, K * Di, length), conv_w, conv_b,
+        u = F.conv1d(xs.transpose(-1, -2).reshape(batch, K * Di, length), conv_w, conv_b,
                      padding=self.d_conv - 1, groups=K * Di)[..., :length]
         u = F.silu(u).view(batch, K, Di, length)
 
+        # projections token-major, (B, K, L, ·): the scan reads each token's channels as one row
         x_proj_w = torch.stack([m.weight for m in self.direction_modules("x_proj")])  # (K, R+2N, Di)
-        x_dbl = torch.einsum("bkdl,kcd->bkcl", u, x_proj_w.to(u.dtype))
-        dt, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
+        x_dbl = torch.einsum("bkdl,kcd->bklc", u, x_proj_w.to(u.dtype))
+        dt, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=-1)
         dt_w = torch.stack([m.weight for m in self.direction_modules("dt_proj")])  # (K, Di, R)
-        delta = torch.einsum("bkrl,kdr->bkdl", dt, dt_w.to(dt.dtype))
+        delta = torch.einsum("bklr,kdr->bkld", dt, dt_w.to(dt.dtype))
         delta_bias = _compute_dtype(torch.stack([m.bias for m in self.direction_modules("dt_proj")]))
         A = -torch.exp(_compute_dtype(torch.stack(self.direction_modules("A_log"))))  # (K, Di, N)
         D = _compute_dtype(torch.stack(self.direction_modules("D")))
 
-        y = selective_scan(u, delta, A, Bs, Cs, D, z=zs, delta_bias=delta_bias, delta_softplus=True,
-                           backend=self.scan_backend, merge="none")  # (B, K, Di, L) scan order
-        # back to token positions, then merge the K directions
-        y = torch.gather(y, -1, inverse[None, :, None, :].expand(batch, K, Di, length))
-        y = y.sum(1) if self.merge == "sum" else y.mean(1)
-        return self.out_proj(y.transpose(1, 2))
+        y = selective_scan(u, delta.transpose(-1, -2), A, Bs.transpose(-1, -2), Cs.transpose(-1, -2), D,
+                           z=zs.transpose(-1, -2), delta_bias=delta_bias, delta_softplus=True,
+                           backend=self.scan_backend, merge="none")  # (B, K, Di, L) in scan order
+        # each direction's rows added back at their token positions: the K directions merged
+        merged = y.new_zeros(batch, length, Di)
+        merged.view(-1, Di).index_add_(0, _token_rows(orders, batch, length),
+                                       y.transpose(-1, -2).reshape(-1, Di),
+                                       alpha=1.0 if self.merge == "sum" else 1.0 / K)
+        return self.out_proj(merged)
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, d_inner={self.d_inner}, d_state={self.d_state}, dt_rank={self.dt_rank}, "

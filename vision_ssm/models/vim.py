@@ -155,9 +155,8 @@ class VimBlock(nn.Module):
         self.norm = RMSNorm(dim, eps=norm_eps)
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor, orders: Optional[torch.Tensor] = None,
-                inverse: Optional[torch.Tensor] = None) -> torch.Tensor:
-        h = self.mixer(self.norm(x), orders, inverse)
+    def forward(self, x: torch.Tensor, orders: Optional[torch.Tensor] = None) -> torch.Tensor:
+        h = self.mixer(self.norm(x), orders)
         return x + self.drop_path(h).to(x.dtype)
 
 
@@ -362,16 +361,14 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
         return self.scan.num_directions
 
     # ------------------------------------------------------------------ helpers
-    def scan_orders(self, H: int, W: int, device=None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(orders, inverse) token permutations (K, L) for an H×W patch grid, cached."""
+    def scan_orders(self, H: int, W: int, device=None) -> torch.Tensor:
+        """The token orders (K, L) of the K scan directions for an H×W patch grid, cached."""
         device = torch.device(device) if device is not None else self.pos_embed.device
         key = (H, W, str(device))
         cached = self._orders_cache.get(key)
         if cached is None:
             with torch.no_grad():
-                orders = scan_token_orders(self.scan, H, W, self.has_class_token, torch.device("cpu")).to(device)
-                inverse = torch.argsort(orders, dim=-1)
-            cached = (orders, inverse)
+                cached = scan_token_orders(self.scan, H, W, self.has_class_token, torch.device("cpu")).to(device)
             self._orders_cache[key] = cached
         return cached
 
@@ -392,10 +389,10 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
             x = x.float() if x.dtype != torch.float64 else x
         return x, (H, W)
 
-    def _run_block(self, block: VimBlock, x, orders, inverse):
+    def _run_block(self, block: VimBlock, x, orders):
         if self.grad_checkpointing and not torch.jit.is_scripting() and torch.is_grad_enabled():
-            return checkpoint(block, x, orders, inverse)
-        return block(x, orders, inverse)
+            return checkpoint(block, x, orders)
+        return block(x, orders)
 
     def _split_tokens(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """(B, L, C) -> ((B, M, C) patch tokens in row-major order, (B, 1, C) class token or None)."""
@@ -407,9 +404,9 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, L, C) normalised tokens (class token at index M // 2)."""
         x, (H, W) = self._embed(x)
-        orders, inverse = self.scan_orders(H, W, x.device)
+        orders = self.scan_orders(H, W, x.device)
         for block in self.layers:
-            x = self._run_block(block, x, orders, inverse)
+            x = self._run_block(block, x, orders)
         return self.norm_f(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -445,11 +442,11 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
         take_indices, max_index = feature_take_indices(len(self.layers), indices)
         x, (H, W) = self._embed(x)
         B = x.shape[0]
-        orders, inverse = self.scan_orders(H, W, x.device)
+        orders = self.scan_orders(H, W, x.device)
         layers = self.layers if not stop_early else self.layers[:max_index + 1]
         intermediates = []
         for i, block in enumerate(layers):
-            x = self._run_block(block, x, orders, inverse)
+            x = self._run_block(block, x, orders)
             if i in take_indices:
                 y = self.norm_f(x) if norm else x
                 patches, prefix = self._split_tokens(y)

@@ -219,16 +219,18 @@ def _blocks(length: int, block_len: int):
     return [(s, min(s + block_len, length)) for s in range(0, length, block_len)]
 
 
-def chunked_forward(args: ScanArgs, block_len: int = DEFAULT_BLOCK_LEN):
+def chunked_forward(args: ScanArgs, block_len: int = DEFAULT_BLOCK_LEN, keep_states: bool = True):
     """Returns (y, last_state (B, K, D, N), block_states (nblocks, B, K, D, N), dt); y like the reference,
-    dt = softplus(delta + bias) channel-last (kept for the backward)."""
+    dt = softplus(delta + bias) channel-last (kept for the backward); block_states is empty
+    unless ``keep_states``."""
     batch, K, dim, length, N, groups = args.shape
     p = _Prepared(args)
     y = torch.zeros((batch, 1 if args.merge == "sum" else K, length, dim), dtype=p.cdt, device=args.u.device)
     h = torch.zeros(p.state_shape, dtype=p.cdt, device=args.u.device)
     block_states = []
     for start, stop in _blocks(length, block_len):
-        block_states.append(h)
+        if keep_states:
+            block_states.append(h)
         rows = p.rows(start, stop)
         u, dt, Bm, Cm, z = p.block(rows)
         states = linear_scan(_decay(dt, p.A), dt * u * Bm, h)
@@ -242,7 +244,8 @@ def chunked_forward(args: ScanArgs, block_len: int = DEFAULT_BLOCK_LEN):
     y = _from_channel_last(y)
     y = y[:, 0] if args.merge == "sum" else y
     to_bkdn = lambda s: s.flatten(-3, -2).transpose(-3, -4)  # (.., K, B, D, N) -> (.., B, K, D, N)  # noqa: E731
-    return y, to_bkdn(h), to_bkdn(torch.stack(block_states)), p.dt
+    block_states = to_bkdn(torch.stack(block_states)) if keep_states else h.new_empty(0)
+    return y, to_bkdn(h), block_states, p.dt
 
 
 def chunked_backward(args: ScanArgs, block_states, dt, grad_y, grad_last, block_len: int = DEFAULT_BLOCK_LEN):
@@ -316,7 +319,7 @@ class _ChunkedScan(torch.autograd.Function):
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, index, softplus, merge, block_len):
         args = ScanArgs(u, delta, A, B, C, D, z, delta_bias, softplus, index, merge)
         with torch.autocast(u.device.type, enabled=False):  # fp32 state and sums whatever the autocast
-            y, last, block_states, dt = chunked_forward(args, block_len)
+            y, last, block_states, dt = chunked_forward(args, block_len, keep_states=any(ctx.needs_input_grad))
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, index, block_states, dt)
         ctx.options = (softplus, merge, block_len)
         ctx.mark_non_differentiable(block_states)
