@@ -538,3 +538,22 @@ def test_torch_compile_inductor_cpu():
     x = torch.randn(2, 3, 32, 32)
     torch._dynamo.reset()
     torch.testing.assert_close(torch.compile(model)(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("length", [1, 3, 9])
+def test_causal_depthwise_conv_equals_conv1d(length):
+    """The token-major per-direction conv equals nn.Conv1d(padding=W-1) truncated to L, in value and gradient."""
+    from vision_ssm.layers.bimamba import causal_depthwise_conv
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, length, 5, generator=g, dtype=torch.float64, requires_grad=True)  # (B, K, L, D)
+    w = torch.randn(3, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    out = causal_depthwise_conv(x, w, b)
+    ref = torch.stack([F.conv1d(x[:, k].transpose(1, 2), w[k].unsqueeze(1), b[k], padding=3, groups=5)[..., :length]
+                       for k in range(3)], 1).transpose(-1, -2)
+    torch.testing.assert_close(out, ref)
+    weights = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    for got, want in zip(torch.autograd.grad((out * weights).sum(), (x, w, b)),
+                         torch.autograd.grad((ref * weights).sum(), (x, w, b))):
+        torch.testing.assert_close(got, want)

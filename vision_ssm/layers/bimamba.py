@@ -58,6 +58,22 @@ def direction_param_names(k: int) -> dict:
     return dict(conv1d=f"conv1d{s}", x_proj=f"x_proj{s}", dt_proj=f"dt_proj{s}", A_log=f"A{s}_log", D=f"D{s}")
 
 
+def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """Per-direction causal depthwise conv1d on token-major sequences: x (B, K, L, D), weight (K, D, W),
+    bias (K, D) -> out[t] = bias + sum_j weight[j] x[t - (W - 1) + j] (x = 0 before the start), i.e.
+    ``nn.Conv1d(D, D, W, groups=D, padding=W - 1)`` truncated to L, without a channel-first copy."""
+    width, length = weight.shape[-1], x.shape[2]
+    taps = weight.permute(2, 0, 1).unsqueeze(2).to(x.dtype)  # (W, K, 1, D)
+    out = x * taps[-1]
+    if bias is not None:
+        out = out + bias.unsqueeze(1).to(x.dtype)
+    for j in range(width - 1):
+        shift = width - 1 - j
+        if shift < length:
+            out[:, :, shift:].addcmul_(x[:, :, :length - shift], taps[j])
+    return out
+
+
 def _token_rows(orders: torch.Tensor, batch: int, length: int) -> torch.Tensor:
     """Row (b, token) of a (B·L, ·) view for every row (b, k, step) of (B, K, L, ·) in scan order."""
     return (orders.reshape(1, -1) + length * torch.arange(batch, device=orders.device).unsqueeze(-1)).reshape(-1)
@@ -195,25 +211,22 @@ class BiMamba(nn.Module):
         xz = self.in_proj(x).index_select(1, orders.reshape(-1)).view(batch, K, length, 2 * Di)
         xs, zs = xz.chunk(2, dim=-1)
 
-        # per-direction causal depthwise conv as one grouped conv over K·Di channels
+        # per-direction causal depthwise conv, token-major: u (B, K, L, Di)
         convs = self.direction_modules("conv1d")
-        conv_w = torch.cat([m.weight for m in convs], dim=0)
-        conv_b = torch.cat([m.bias for m in convs], dim=0) if convs[0].bias is not None else None
-        u = F.conv1d(xs.transpose(-1, -2).reshape(batch, K * Di, length), conv_w, conv_b,
-                     padding=self.d_conv - 1, groups=K * Di)[..., :length]
-        u = F.silu(u).view(batch, K, Di, length)
+        conv_b = torch.stack([m.bias for m in convs]) if convs[0].bias is not None else None
+        u = F.silu(causal_depthwise_conv(xs, torch.stack([m.weight[:, 0] for m in convs]), conv_b))
 
         # projections token-major, (B, K, L, ·): the scan reads each token's channels as one row
         x_proj_w = torch.stack([m.weight for m in self.direction_modules("x_proj")])  # (K, R+2N, Di)
-        x_dbl = torch.einsum("bkdl,kcd->bklc", u, x_proj_w.to(u.dtype))
+        x_dbl = torch.matmul(u, x_proj_w.to(u.dtype).transpose(1, 2))
         dt, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=-1)
         dt_w = torch.stack([m.weight for m in self.direction_modules("dt_proj")])  # (K, Di, R)
-        delta = torch.einsum("bklr,kdr->bkld", dt, dt_w.to(dt.dtype))
+        delta = torch.matmul(dt, dt_w.to(dt.dtype).transpose(1, 2))
         delta_bias = _compute_dtype(torch.stack([m.bias for m in self.direction_modules("dt_proj")]))
         A = -torch.exp(_compute_dtype(torch.stack(self.direction_modules("A_log"))))  # (K, Di, N)
         D = _compute_dtype(torch.stack(self.direction_modules("D")))
 
-        y = selective_scan(u, delta.transpose(-1, -2), A, Bs.transpose(-1, -2), Cs.transpose(-1, -2), D,
+        y = selective_scan(u.transpose(-1, -2), delta.transpose(-1, -2), A, Bs.transpose(-1, -2), Cs.transpose(-1, -2), D,
                            z=zs.transpose(-1, -2), delta_bias=delta_bias, delta_softplus=True,
                            backend=self.scan_backend, merge="none")  # (B, K, Di, L) in scan order
         # each direction's rows added back at their token positions: the K directions merged

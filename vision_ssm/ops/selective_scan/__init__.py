@@ -67,7 +67,9 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         outputs (B, D, L); ``merge="none"`` returns them per direction (B, K, D, L).  The last
         state is (B, K, D, N).
     Strides are free: a (B, C, H, W) map passes as ``x.flatten(2)``, a (B, H, W, C) map as
-    ``x.flatten(1, 2).transpose(1, 2)``.  State and accumulation are float32 (float64 for
+    ``x.flatten(1, 2).transpose(1, 2)``.  The torch path reads tensors whose channels are packed
+    per token (a channel-last map, a Linear's (B, L, C) output passed as ``.transpose(-1, -2)``)
+    in place and lays channel-first ones out once.  State and accumulation are float32 (float64 for
     float64 inputs with ``backend="ref"`` or ``"torch"``); y has u's dtype.
     """
     args, plain = canonicalize(u, delta, A, B, C, D, z, delta_bias, delta_softplus, index, merge)
