@@ -54,13 +54,13 @@ def make_inputs(shape: ScanShape, device, dtype=torch.float32, seed: int = 0) ->
     g = torch.Generator(device="cpu").manual_seed(seed)
     B, K, D, L, N = shape.batch, shape.directions, shape.dim, shape.length, shape.d_state
     rand = lambda *s: torch.randn(*s, generator=g).to(device=device, dtype=dtype)  # noqa: E731
-    # laid out as the backbones make them: u (and Vim's conv output) channel-first, the
-    # projections' outputs (delta, B, C) and Vim's gate z token-major, (B, K, L, C) in memory
+    # laid out as the backbones make them: VMamba's u channel-first (its conv's output), and
+    # token-major, (B, K, L, C) in memory, the projections' outputs (delta, B, C) and Vim's u and z
     token_major = lambda *s: rand(*s[:-2], s[-1], s[-2]).transpose(-1, -2)  # noqa: E731
     dt_init = torch.exp(torch.rand(K, D, generator=g) * (torch.log(torch.tensor(0.1)) - torch.log(torch.tensor(1e-3)))
                         + torch.log(torch.tensor(1e-3)))
     inputs = dict(
-        u=rand(B, D, L) if shape.shared_u else rand(B, K, D, L),
+        u=rand(B, D, L) if shape.shared_u else token_major(B, K, D, L),
         delta=token_major(B, K, D, L) * 0.1,
         A=-torch.arange(1, N + 1, dtype=torch.float32).repeat(K, D, 1).to(device),
         B=token_major(B, K, N, L), C=token_major(B, K, N, L),
