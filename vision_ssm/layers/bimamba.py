@@ -64,9 +64,7 @@ def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[
     ``nn.Conv1d(D, D, W, groups=D, padding=W - 1)`` truncated to L, without a channel-first copy."""
     width, length = weight.shape[-1], x.shape[2]
     taps = weight.permute(2, 0, 1).unsqueeze(2).to(x.dtype)  # (W, K, 1, D)
-    out = x * taps[-1]
-    if bias is not None:
-        out = out + bias.unsqueeze(1).to(x.dtype)
+    out = x * taps[-1] if bias is None else torch.addcmul(bias.unsqueeze(1).to(x.dtype), x, taps[-1])
     for j in range(width - 1):
         shift = width - 1 - j
         if shift < length:
@@ -208,13 +206,15 @@ class BiMamba(nn.Module):
             raise ValueError(f"BiMamba: `orders` must be (K, L) = ({K}, {length}), got {tuple(orders.shape)}")
 
         # every direction reads x and z in its own scan order: token rows gathered, (B, K, L, 2·Di)
-        xz = self.in_proj(x).index_select(1, orders.reshape(-1)).view(batch, K, length, 2 * Di)
+        token_rows = _token_rows(orders, batch, length)
+        xz = self.in_proj(x).view(-1, 2 * Di).index_select(0, token_rows).view(batch, K, length, 2 * Di)
         xs, zs = xz.chunk(2, dim=-1)
 
         # per-direction causal depthwise conv, token-major: u (B, K, L, Di)
         convs = self.direction_modules("conv1d")
         conv_b = torch.stack([m.bias for m in convs]) if convs[0].bias is not None else None
-        u = F.silu(causal_depthwise_conv(xs, torch.stack([m.weight[:, 0] for m in convs]), conv_b))
+        u = causal_depthwise_conv(xs, torch.stack([m.weight[:, 0] for m in convs]), conv_b)
+        u = F.silu(u, inplace=not (torch.is_grad_enabled() and u.requires_grad))  # in place at inference
 
         # projections token-major, (B, K, L, ·): the scan reads each token's channels as one row
         x_proj_w = torch.stack([m.weight for m in self.direction_modules("x_proj")])  # (K, R+2N, Di)
@@ -231,7 +231,7 @@ class BiMamba(nn.Module):
                            backend=self.scan_backend, merge="none")  # (B, K, Di, L) in scan order
         # each direction's rows added back at their token positions: the K directions merged
         merged = y.new_zeros(batch, length, Di)
-        merged.view(-1, Di).index_add_(0, _token_rows(orders, batch, length),
+        merged.view(-1, Di).index_add_(0, token_rows,
                                        y.transpose(-1, -2).reshape(-1, Di),
                                        alpha=1.0 if self.merge == "sum" else 1.0 / K)
         return self.out_proj(merged)

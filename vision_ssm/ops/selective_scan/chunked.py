@@ -145,6 +145,11 @@ class _Rows:
         flat, ids = self._flat(t)
         return flat.index_select(0, ids).view(*self.shape, *t.shape[3:])
 
+    def put(self, t: torch.Tensor, values: torch.Tensor):
+        """Writes values (S, K, B, ...) at the block's rows of (B, K, L, ...)."""
+        flat, ids = self._flat(t)
+        flat.index_copy_(0, ids, values.reshape(-1, *values.shape[3:]))
+
     def add(self, t: torch.Tensor, values: torch.Tensor, alpha: float = 1):
         """Adds alpha·values (S, K, B, ...) at the block's rows of (B, Kx, L, ...) (summing directions if Kx=1)."""
         flat, ids = self._flat(t)
@@ -225,7 +230,9 @@ def chunked_forward(args: ScanArgs, block_len: int = DEFAULT_BLOCK_LEN, keep_sta
     unless ``keep_states``."""
     batch, K, dim, length, N, groups = args.shape
     p = _Prepared(args)
-    y = torch.zeros((batch, 1 if args.merge == "sum" else K, length, dim), dtype=p.cdt, device=args.u.device)
+    # merge="none": every row is written exactly once (index rows are permutations), no zero fill
+    new_y = torch.zeros if args.merge == "sum" else torch.empty
+    y = new_y((batch, 1 if args.merge == "sum" else K, length, dim), dtype=p.cdt, device=args.u.device)
     h = torch.zeros(p.state_shape, dtype=p.cdt, device=args.u.device)
     block_states = []
     for start, stop in _blocks(length, block_len):
@@ -240,7 +247,10 @@ def chunked_forward(args: ScanArgs, block_len: int = DEFAULT_BLOCK_LEN, keep_sta
             out = out.addcmul_(p.D, u)
         if z is not None:
             out = out.mul_(F.silu(z))
-        rows.add(y, out.flatten(-3))
+        if args.merge == "sum":
+            rows.add(y, out.flatten(-3))
+        else:
+            rows.put(y, out.flatten(-3))
     y = _from_channel_last(y)
     y = y[:, 0] if args.merge == "sum" else y
     to_bkdn = lambda s: s.flatten(-3, -2).transpose(-3, -4)  # (.., K, B, D, N) -> (.., B, K, D, N)  # noqa: E731
