@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_VMAMBA = ["vmamba_tiny_s1l8:dims=8", "vmamba_tiny_s1l8:depths=1,1,1,1"]
@@ -253,3 +254,36 @@ def test_zoo_markers_created(tmp_path):
     broken.write_text("<!-- zoo:end -->\n<!-- zoo:begin -->\n")
     with pytest.raises(ValueError, match="markers"):
         zoo.update_markdown(broken, "x")
+
+
+def test_free_scan_stand_in_has_the_operator_shapes():
+    """The zero-cost stand-in returns what the real operator returns, in shape and dtype, in each mode,
+    and the backbones get the real operator back afterwards."""
+    from vision_ssm.bench.models import free_selective_scan
+    from vision_ssm.layers import bimamba, ss2d
+    from vision_ssm.ops import selective_scan
+
+    g = torch.Generator().manual_seed(0)
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    plain = (r(2, 3, 5), r(2, 3, 5), -torch.rand(3, 4), r(2, 4, 5), r(2, 4, 5))
+    directional = (r(2, 3, 5), r(2, 2, 3, 5), -torch.rand(2, 3, 4), r(2, 2, 4, 5), r(2, 2, 4, 5))
+    cases = [(plain, {}), (directional, {"merge": "sum"}), (directional, {"merge": "none"})]
+    with free_selective_scan():
+        assert ss2d.selective_scan is bimamba.selective_scan is not selective_scan
+        for args, kw in cases:
+            free = ss2d.selective_scan(*args, **kw)
+            real = selective_scan(*args, **kw)
+            assert free.shape == real.shape and free.dtype == real.dtype and not free.any()
+    assert ss2d.selective_scan is selective_scan and bimamba.selective_scan is selective_scan
+
+
+def test_benchmark_models_free_scan_rows(tmp_path, tools, capsys):
+    out = tmp_path / "bm"
+    code = tools["benchmark_models"].main(
+        ["--models", "vim_t", "deit_t", "--model-kwargs", *TINY_VIM, *TINY_DEIT, "--sizes", "32", "--batch", "1",
+         "--repeats", "1", "--warmup", "0", "--no-isolate", "--no-memory", "--free-scan", "--out", str(out)])
+    assert code == 0
+    rows = json.loads((out / "benchmark_models.json").read_text())["rows"]
+    assert [(r["label"], r.get("free_scan", False)) for r in rows] == [("Vim-T (free scan)", True), ("DeiT-T", False)]
+    assert all(not r.get("error") and r["infer_ips"] > 0 for r in rows)
+    assert "Vim-T (free scan)/DeiT-T speed" in capsys.readouterr().out

@@ -553,6 +553,8 @@ def test_causal_depthwise_conv_equals_conv1d(length):
     ref = torch.stack([F.conv1d(x[:, k].transpose(1, 2), w[k].unsqueeze(1), b[k], padding=3, groups=5)[..., :length]
                        for k in range(3)], 1).transpose(-1, -2)
     torch.testing.assert_close(out, ref)
+    traced = torch.jit.trace(lambda *a: causal_depthwise_conv(*a), (x, w, b), check_trace=False)  # the FLOP-count path
+    torch.testing.assert_close(traced(x, w, b), ref)
     weights = torch.randn(out.shape, generator=g, dtype=torch.float64)
     for got, want in zip(torch.autograd.grad((out * weights).sum(), (x, w, b)),
                          torch.autograd.grad((ref * weights).sum(), (x, w, b))):

@@ -10,6 +10,7 @@ memory against resolution) to --out.  Each (model, size) runs in its own subproc
     python tools/benchmark_models.py --models zoo --sizes 224 --device cuda --amp bf16  # all zoo models
         (its JSON feeds tools/model_zoo.py --gpu-json)
     python tools/benchmark_models.py --quick                                        # miniature models, seconds
+    python tools/benchmark_models.py --free-scan --out outputs/bm_free_scan         # the SSMs with a zero-cost scan
     python tools/benchmark_models.py --models vmamba_tiny_s1l8 --model-kwargs dims=16 depths=1,1,1,1 \\
         --sizes 64 --batch 1 --repeats 1
 """
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "than it is taken as the measurement (one call for very slow configurations)")
     p.add_argument("--model-kwargs", nargs="*", default=[], metavar="[MODEL:]KEY=VALUE",
                    help="model arguments (Python literals); MODEL: prefix = only that model")
+    p.add_argument("--free-scan", action="store_true",
+                   help="run the SSM models with the selective scan replaced by a zero-cost stand-in "
+                        "(zeros): the bound that no scan backend can beat")
     p.add_argument("--pairs", nargs="+", default=None, metavar="A:B",
                    help="ratio pairs (default vmamba_t:swin_t vmamba_t:convnext_t vim_t:deit_t)")
     p.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
@@ -101,7 +105,7 @@ def main(argv=None) -> int:
         plan, batch=batch, device=args.device, threads=args.threads, amp=args.amp,
         train=cuda if args.train is None else args.train, memory=not args.no_memory, flops=args.flops,
         repeats=repeats, warmup=warmup, budget_s=args.budget, model_kwargs=kwargs,
-        isolate=True if args.isolate is None else args.isolate, pairs=pairs,
+        isolate=True if args.isolate is None else args.isolate, pairs=pairs, free_scan=args.free_scan,
         progress=lambda line: print(line, flush=True))
     paths = bench.write_outputs(result, args.out, "benchmark_models")
     print()

@@ -21,8 +21,10 @@ Measurements (one ``(model, size)`` at a time, see :func:`measure`):
                            resident high-water mark reset before the call, glibc returning
                            freed blocks at once meanwhile (:func:`measure.peak_memory`); taken
                            in the first warm-up call (:func:`timed_with_peak`).
-With ``budget_s`` a configuration whose warm-up call alone exceeds the budget is measured by that
-one call (Vim-T at 1024 px takes minutes per batch on two CPU cores).
+With ``budget_s`` a configuration whose first steady call alone exceeds the budget is measured by
+that one call (Vim-T at 1024 px takes about half a minute per batch on two CPU cores).
+``free_scan`` runs the vision_ssm models with the selective scan replaced by a zero-cost stand-in
+(:func:`free_selective_scan`): the speed any scan backend could at best give them.
 By default every ``(model, size)`` runs in a fresh subprocess (``python -m vision_ssm.bench.models``
 with a JSON spec on stdin) so that models cannot contaminate each other's memory or caches;
 ``isolate=False`` measures in-process with the peak reset and the previous model freed.
@@ -224,6 +226,31 @@ def _num_classes(model: torch.nn.Module) -> int:
     return int(n) if n else 1000
 
 
+@contextlib.contextmanager
+def free_selective_scan():
+    """Replaces the backbones' selective scan by a zero-cost stand-in (zeros of its output's shape):
+    what a model costs with an infinitely fast scan, a bound that no scan backend can beat."""
+    from vision_ssm.layers import bimamba, ss2d
+
+    def stand_in(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                 return_last_state=False, backend="auto", *, index=None, merge="sum"):
+        if return_last_state:
+            raise ValueError("free_selective_scan: the stand-in has no last state")
+        per_direction = A.dim() == 3 and merge == "none"
+        shape = delta.shape if A.dim() == 2 or per_direction else (delta.shape[0], *delta.shape[2:])
+        return u.new_zeros(shape)
+
+    modules = (ss2d, bimamba)
+    saved = [m.selective_scan for m in modules]
+    for m in modules:
+        m.selective_scan = stand_in
+    try:
+        yield
+    finally:
+        for m, fn in zip(modules, saved):
+            m.selective_scan = fn
+
+
 def timed_with_peak(fn: Callable[[], object], device: torch.device, repeats: int = 3, warmup: int = 1,
                     budget_s: float | None = None, memory: bool = True) -> tuple[float, int | None]:
     """(median seconds of ``fn`` after warm-up, peak extra bytes of one call or None).
@@ -258,7 +285,8 @@ def measure(spec: Mapping[str, Any]) -> dict[str, Any]:
     None leaves torch's default), ``amp`` ("none" | "bf16" | "fp16"), ``model_kwargs`` ({}),
     ``scan`` (None), ``infer`` (True), ``train`` (False), ``memory`` (True), ``flops`` (False:
     GFLOPs of one image at ``img_size`` with :func:`vision_ssm.flops.count_gflops`), ``repeats`` (3),
-    ``warmup`` (1), ``budget_s`` (None; see :func:`timed_with_peak`), ``label``, ``key``.
+    ``warmup`` (1), ``budget_s`` (None; see :func:`timed_with_peak`), ``label``, ``key``,
+    ``free_scan`` (False: vision_ssm models run with :func:`free_selective_scan`, labelled so).
 
     Returns a row: the spec's identifying fields, ``params``, ``params_m``, ``weights_mib`` and the
     measurements (``infer_ips``, ``infer_ms``, ``infer_peak_mib``, ``train_ips``, ``train_ms``,
@@ -274,15 +302,20 @@ def measure(spec: Mapping[str, Any]) -> dict[str, Any]:
     repeats, warmup, budget = int(spec.get("repeats", 3)), int(spec.get("warmup", 1)), spec.get("budget_s")
     amp = spec.get("amp") or "none"
     name = spec["model"]
-    row: dict[str, Any] = dict(model=name, label=spec.get("label") or label_of(name), img_size=size, batch=batch,
-                               amp=amp, device=str(device))
+    free_scan = bool(spec.get("free_scan")) and name in zoo_models(include_aliases=True)
+    label = (spec.get("label") or label_of(name)) + (" (free scan)" if free_scan else "")
+    row: dict[str, Any] = dict(model=name, label=label, img_size=size, batch=batch, amp=amp, device=str(device))
+    if free_scan:
+        row["free_scan"] = True
     for key in ("scan", "key"):
         if spec.get(key) is not None:
             row[key] = spec[key]
     if spec.get("model_kwargs"):
         row["model_kwargs"] = dict(spec["model_kwargs"])
     model = x = None
+    stack = contextlib.ExitStack()
     try:
+        stack.enter_context(free_selective_scan() if free_scan else contextlib.nullcontext())
         torch.manual_seed(0)
         model = build_model(name, size, spec.get("model_kwargs"), scan=spec.get("scan"))
         row["params"] = sum(p.numel() for p in model.parameters())
@@ -327,6 +360,7 @@ def measure(spec: Mapping[str, Any]) -> dict[str, Any]:
         if not oom and os.environ.get("VISION_SSM_BENCH_TRACEBACK"):
             traceback.print_exc()
     finally:
+        stack.close()
         model = x = None  # noqa: F841 - frees the model before the next measurement
         gc.collect()
         if device.type == "cuda":
@@ -414,7 +448,7 @@ def run_benchmark(plan: Sequence[tuple[str, Sequence[int]]], *, batch: int = 8, 
                   threads: int | None = 2, amp: str = "none", train: bool = False, memory: bool = True,
                   flops: bool = False, repeats: int = 3, warmup: int = 1, budget_s: float | None = None,
                   model_kwargs: Mapping[str, Mapping[str, Any]] | None = None, isolate: bool = True,
-                  pairs: Sequence[tuple[str, str]] = DEFAULT_PAIRS,
+                  pairs: Sequence[tuple[str, str]] = DEFAULT_PAIRS, free_scan: bool = False,
                   progress: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Measures every (model, size) of ``plan``; returns ``dict(rows, ratios, side_by_side, meta...)``."""
     if device.startswith("cpu") and threads:
@@ -425,7 +459,8 @@ def run_benchmark(plan: Sequence[tuple[str, Sequence[int]]], *, batch: int = 8, 
         for size in sizes:
             specs.append(dict(model=model, img_size=int(size), batch=batch, device=device, threads=threads, amp=amp,
                               model_kwargs=dict(model_kwargs.get(model, {})), infer=True, train=train,
-                              memory=memory, flops=flops, repeats=repeats, warmup=warmup, budget_s=budget_s))
+                              memory=memory, flops=flops, repeats=repeats, warmup=warmup, budget_s=budget_s,
+                              free_scan=free_scan))
     if progress:
         progress(f"benchmarking {len(specs)} (model, size) pairs on {device_name(device)}, batch {batch}, "
                  f"{'fp32' if amp == 'none' else amp}{', +training' if train else ''}"

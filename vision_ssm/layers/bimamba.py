@@ -63,6 +63,11 @@ def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[
     bias (K, D) -> out[t] = bias + sum_j weight[j] x[t - (W - 1) + j] (x = 0 before the start), i.e.
     ``nn.Conv1d(D, D, W, groups=D, padding=W - 1)`` truncated to L, without a channel-first copy."""
     width, length = weight.shape[-1], x.shape[2]
+    if torch.jit.is_tracing():  # FLOP counters (fvcore traces) see the convolution they count
+        batch, K, _, dim = x.shape
+        out = F.conv1d(x.transpose(-1, -2).reshape(batch, K * dim, length), weight.reshape(K * dim, 1, width),
+                       None if bias is None else bias.reshape(-1), padding=width - 1, groups=K * dim)
+        return out[..., :length].view(batch, K, dim, length).transpose(-1, -2)
     taps = weight.permute(2, 0, 1).unsqueeze(2).to(x.dtype)  # (W, K, 1, D)
     out = x * taps[-1] if bias is None else torch.addcmul(bias.unsqueeze(1).to(x.dtype), x, taps[-1])
     for j in range(width - 1):
