@@ -161,7 +161,7 @@ class _Prepared:
 
     def __init__(self, args: ScanArgs, dt: torch.Tensor | None = None):
         batch, K, dim, length, N, groups = args.shape
-        self.batch, self.length, self.d_state = int(batch), int(length), int(N)
+        self.batch, self.d_state = int(batch), int(N)
         self.cdt = torch.float64 if args.u.dtype == torch.float64 else torch.float32
         self.split = (groups, dim // groups)
         cl = lambda t: None if t is None else _channel_last(t, self.cdt)  # noqa: E731
