@@ -287,3 +287,18 @@ def test_benchmark_models_free_scan_rows(tmp_path, tools, capsys):
     assert [(r["label"], r.get("free_scan", False)) for r in rows] == [("Vim-T (free scan)", True), ("DeiT-T", False)]
     assert all(not r.get("error") and r["infer_ips"] > 0 for r in rows)
     assert "Vim-T (free scan)/DeiT-T speed" in capsys.readouterr().out
+
+
+def test_slow_call_is_timed_outside_the_peak_memory_call():
+    """A call slower than the budget is timed once more under the steady allocator: the peak-memory
+    call (every block fresh pages) never gives the timing."""
+    from vision_ssm.bench.models import timed_with_peak
+
+    calls = []
+
+    def fn():
+        calls.append(len(calls))
+        torch.ones(1 << 16).sum()
+
+    seconds, peak = timed_with_peak(fn, torch.device("cpu"), repeats=3, warmup=1, budget_s=0.0, memory=True)
+    assert len(calls) == 2 and seconds > 0 and peak is not None
