@@ -136,13 +136,22 @@ def make_case(batch=2, K=1, dim=5, L=19, N=4, G=1, Ku=None, Kz=None, has_D=True,
     return kw, names
 
 
+# Gradients of the per-channel parameters are sums over batch and length: an entry that cancels to
+# a small value keeps the rounding of its large terms, so it is held to rtol of 1% of the tensor's
+# largest entry (seen on CUDA at L = 1030: |err| 1.2 on an entry far below the max of 2.7e5).
+SUMMED_GRADS = ("grad A", "grad D", "grad delta_bias")
+
+
 def _close(actual, expected, dtype, what):
     rtol, atol = TOL[dtype]
     a = actual.detach().double()
     e = expected.detach().double()
     assert a.shape == e.shape, f"{what}: shape {tuple(a.shape)} != {tuple(e.shape)}"
     err = (a - e).abs()
-    bound = atol + rtol * e.abs()
+    scale = e.abs()
+    if what in SUMMED_GRADS and e.numel():
+        scale = scale.clamp_min(0.01 * scale.max())
+    bound = atol + rtol * scale
     assert torch.isfinite(a).all(), f"{what}: non-finite values"
     worst = (err - bound).max().item()
     assert worst <= 0, (f"{what}: max |err| {err.max().item():.3e} exceeds atol {atol} + rtol {rtol}"
@@ -308,17 +317,25 @@ def test_env_override(monkeypatch):
 
 
 def test_autotune_pruning_keeps_configs():
-    for D in (1, 8, 768):
+    for D in (1, 8, 96, 768):
         for L in (1, 50, 3136):
             for N in (1, 16, 64):
                 named = dict(DIM=D, SEQLEN=L, DSTATE=N)
-                fwd = tk._prune_fwd(tk._FWD_CONFIGS, named)
-                assert fwd
-                for c in fwd:
-                    bwd = tk._prune_bwd(tk._BWD_CONFIGS, named, BLOCK_L=c.kwargs["BLOCK_L"])
-                    assert bwd
-    big = tk._prune_fwd(tk._FWD_CONFIGS, dict(DIM=768, SEQLEN=3136, DSTATE=16))
-    assert len(big) > 1
+                assert tk._prune_fwd(tk._FWD_CONFIGS, named, STORE_ALL=False)
+                train = tk._prune_fwd(tk._FWD_CONFIGS, named, STORE_ALL=True)
+                assert train and {c.kwargs["BLOCK_L"] for c in train} == {tk._TRAIN_BLOCK_L}
+                assert tk._prune_bwd(tk._BWD_CONFIGS, named, BLOCK_L=tk._TRAIN_BLOCK_L)
+    for N in (1, 16):  # the backbones' shapes keep a choice of spill-free configs, lanes filled
+        named = dict(DIM=768, SEQLEN=3136, DSTATE=N)
+        for prune, kw, max_tile in ((tk._prune_fwd, {}, tk._FWD_MAX_TILE),
+                                    (tk._prune_bwd, dict(BLOCK_L=tk._TRAIN_BLOCK_L), tk._BWD_MAX_TILE)):
+            configs = tk._FWD_CONFIGS if prune is tk._prune_fwd else tk._BWD_CONFIGS
+            kept = prune(configs, named, **kw)
+            assert len(kept) > 1
+            for c in kept:
+                bl = c.kwargs.get("BLOCK_L", tk._TRAIN_BLOCK_L)
+                assert tk._per_thread(c.kwargs["BLOCK_D"], N, bl, c.num_warps)[0] <= max_tile
+                assert c.kwargs["BLOCK_D"] * N >= 32 * c.num_warps
 
 
 def test_traffic_model():

@@ -7,10 +7,14 @@ Algorithm
 ---------
 One program per (batch, direction, block of ``BLOCK_D`` channels).  It walks the scan order in
 chunks of ``BLOCK_L`` steps.  For a chunk it gathers (through the index map, so tensors stay in
-image order and are never copied) a (BLOCK_D, BLOCK_L) tile of u / delta / z and (N, BLOCK_L)
-tiles of B / C, forms a_t = exp(dt_t A) and b_t = dt_t B_t u_t as (BLOCK_D, N, BLOCK_L) register
+image order and are never copied) a (BLOCK_L, BLOCK_D) tile of u / delta / z and (BLOCK_L, N)
+tiles of B / C, forms a_t = exp(dt_t A) and b_t = dt_t B_t u_t as (BLOCK_L, BLOCK_D, N) register
 tiles and runs ``tl.associative_scan`` over the chunk with the affine combine
-(a1, b1), (a2, b2) -> (a1 a2, a2 b1 + b2); the state carried from the previous chunk enters as
+(a1, b1), (a2, b2) -> (a1 a2, a2 b1 + b2).  L is the leading tile axis, so Triton's layout
+spreads the lanes over (D, N) (consecutive channels of a token are consecutive lanes: coalesced
+reads of token-major tensors) and keeps each thread's BLOCK_L steps in its registers: the scan is
+a sequential loop inside each thread, with no shuffles or shared memory.  The state carried from
+the previous chunk enters as
 h_t += (prod_{s<=t} a_s) h_carry.  The state h (BLOCK_D, N) lives in registers; the (B, D, L, N)
 state tensor is never written.  The forward writes y and the fp32 state at the end of every
 chunk, ``states`` (B, K, D, n_chunks, N), which is all the backward needs (and whose last
@@ -31,10 +35,11 @@ when shared by the K directions (Ku = 1), are added with fp32 atomics too.  With
 Chunk size and tuning
 ---------------------
 On CUDA the forward kernel is ``triton.autotune``-d over (BLOCK_D, BLOCK_L, num_warps), keyed
-on (D, L, N) (and on tensor dtypes, as Triton always does), with configurations pruned by a
-register-pressure model calibrated on sm_90 (see ``_pressure``).  The backward reuses the BLOCK_L
-the forward picked (the chunk states depend on it) and autotunes (BLOCK_D, num_warps), keyed on
-(D, L, N, BLOCK_L).  Under ``TRITON_INTERPRET=1`` (CPU) no autotuning happens: a single small
+on (D, L, N, whether states are saved) (and on tensor dtypes, as Triton always does), with
+configurations pruned by a register model calibrated on sm_90a (see ``_per_thread``); timings
+are cached on disk where Triton supports it.  A forward that a backward will follow uses
+BLOCK_L = 16 (``_TRAIN_BLOCK_L``); the backward reuses it (the chunk states depend on it) and
+autotunes (BLOCK_D, num_warps), keyed on (D, L, N, BLOCK_L).  Under ``TRITON_INTERPRET=1`` (CPU) no autotuning happens: a single small
 config is launched directly.  Overrides (both backends), read at every call:
 
     module attributes ``BLOCK_L_OVERRIDE`` / ``BLOCK_D_OVERRIDE`` (int or None), or the
@@ -72,6 +77,7 @@ What the kernels actually move on top of that (not counted: mostly L2 / cache hi
 """
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Optional
 
@@ -115,13 +121,12 @@ def _softplus(x):
 
 
 @triton.jit
-def _load_dt(delta_ptr, base, offs_d, s_dd, pos, s_dl, mask, bias,
-             HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
-    """Returns (delta + bias, dt) as fp32 (BLOCK_D, BLOCK_L) tiles; dt is 0 where masked."""
-    raw = tl.load(delta_ptr + base + offs_d[:, None] * s_dd + pos[None, :] * s_dl,
-                  mask=mask, other=0.0).to(tl.float32)
+def _load_dt(ptrs, mask, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """(delta + bias, dt) as fp32 (BLOCK_L, BLOCK_D) tiles from a tile of pointers; dt is 0
+    where masked (a masked step carries the state unchanged)."""
+    raw = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
     if HAS_BIAS:
-        raw = raw + bias[:, None]
+        raw = raw + bias[None, :]
     if SOFTPLUS:
         dt = _softplus(raw)
     else:
@@ -133,16 +138,16 @@ def _load_dt(delta_ptr, base, offs_d, s_dd, pos, s_dl, mask, bias,
 @triton.jit
 def _load_bc(ptr, base, g_scalar, g_rows, s_g, offs_n, s_n, pos, s_l, nmask, tmask, dmask,
              B_SHARED: tl.constexpr):
-    """B or C tile in fp32: (1, N_P, BLOCK_L) when the channel block is in one group, else
-    (BLOCK_D, N_P, BLOCK_L) gathered per channel."""
+    """B or C tile in fp32: (BLOCK_L, 1, N_P) when the channel block is in one group, else
+    (BLOCK_L, BLOCK_D, N_P) gathered per channel."""
     if B_SHARED:
-        off = base + g_scalar * s_g + offs_n[:, None] * s_n + pos[None, :] * s_l
-        x = tl.load(ptr + off, mask=nmask[:, None] & tmask[None, :], other=0.0).to(tl.float32)
-        x = x[None, :, :]
+        off = base + g_scalar * s_g + pos[:, None] * s_l + offs_n[None, :] * s_n
+        x = tl.load(ptr + off, mask=tmask[:, None] & nmask[None, :], other=0.0).to(tl.float32)
+        x = x[:, None, :]
     else:
-        off = (base + g_rows[:, None, None] * s_g + offs_n[None, :, None] * s_n
-               + pos[None, None, :] * s_l)
-        m = dmask[:, None, None] & nmask[None, :, None] & tmask[None, None, :]
+        off = (base + pos[:, None, None] * s_l + g_rows[None, :, None] * s_g
+               + offs_n[None, None, :] * s_n)
+        m = tmask[:, None, None] & dmask[None, :, None] & nmask[None, None, :]
         x = tl.load(ptr + off, mask=m, other=0.0).to(tl.float32)
     return x
 
@@ -179,11 +184,11 @@ def _ssm_fwd_kernel(
     offs_n = tl.arange(0, N_P)
     nmask = offs_n < DSTATE
     offs_l = tl.arange(0, BLOCK_L)
-    last_col = (offs_l == BLOCK_L - 1)[None, None, :]
+    last_row = (offs_l == BLOCK_L - 1)[:, None, None]
 
     A = tl.load(A_ptr + k * s_Ak + d64[:, None] * s_Ad + offs_n[None, :] * s_An,
                 mask=dmask[:, None] & nmask[None, :], other=0.0).to(tl.float32)
-    A2 = (A * 1.4426950408889634)[:, :, None]  # exp(dt A) = exp2(dt A log2 e)
+    A2 = (A * 1.4426950408889634)[None, :, :]  # exp(dt A) = exp2(dt A log2 e)
     if HAS_D:
         Dv = tl.load(D_ptr + k * s_Dk + d64 * s_Dd, mask=dmask, other=0.0).to(tl.float32)
     if HAS_BIAS:
@@ -211,32 +216,33 @@ def _ssm_fwd_kernel(
             pos = tl.load(idx_ptr + k * s_ik + t * s_il, mask=tmask, other=0).to(tl.int64)
         else:
             pos = t.to(tl.int64)
-        m2 = dmask[:, None] & tmask[None, :]
-        u = tl.load(u_ptr + u_base + d64[:, None] * s_ud + pos[None, :] * s_ul,
+        m2 = tmask[:, None] & dmask[None, :]
+        u = tl.load(u_ptr + u_base + pos[:, None] * s_ul + d64[None, :] * s_ud,
                     mask=m2, other=0.0).to(tl.float32)
-        raw, dt = _load_dt(delta_ptr, d_base, d64, s_dd, pos, s_dl, m2, bias, HAS_BIAS, SOFTPLUS)
+        raw, dt = _load_dt(delta_ptr + d_base + pos[:, None] * s_dl + d64[None, :] * s_dd, m2,
+                           bias, HAS_BIAS, SOFTPLUS)
         Bt = _load_bc(B_ptr, B_base, g_scalar, g_rows, s_Bg, offs_n, s_Bn, pos, s_Bl,
                       nmask, tmask, dmask, B_SHARED)
         Ct = _load_bc(C_ptr, C_base, g_scalar, g_rows, s_Cg, offs_n, s_Cn, pos, s_Cl,
                       nmask, tmask, dmask, B_SHARED)
-        dt3 = dt[:, None, :]
+        dt3 = dt[:, :, None]
         a = tl.exp2(dt3 * A2)
-        bu = dt3 * Bt * u[:, None, :]
-        acum, hs = tl.associative_scan((a, bu), axis=2, combine_fn=_affine_combine)
-        hs = hs + acum * h[:, :, None]
-        y = tl.sum(hs * Ct, axis=1)
-        h = tl.sum(tl.where(last_col, hs, 0.0), axis=2)
+        bu = dt3 * Bt * u[:, :, None]
+        acum, hs = tl.associative_scan((a, bu), axis=0, combine_fn=_affine_combine)
+        hs = hs + acum * h[None, :, :]
+        y = tl.sum(hs * Ct, axis=2)
+        h = tl.sum(tl.where(last_row, hs, 0.0), axis=0)
         if STORE_ALL:
             tl.store(st_ptr + st_base + c * s_sc, h, mask=st_mask)
         elif STORE_LAST:
             tl.store(st_ptr + st_base, h, mask=st_mask & (c == n_chunks - 1))
         if HAS_D:
-            y = y + Dv[:, None] * u
+            y = y + Dv[None, :] * u
         if HAS_Z:
-            z = tl.load(z_ptr + z_base + d64[:, None] * s_zd + pos[None, :] * s_zl,
+            z = tl.load(z_ptr + z_base + pos[:, None] * s_zl + d64[None, :] * s_zd,
                         mask=m2, other=0.0).to(tl.float32)
             y = y * (z * tl.sigmoid(z))
-        y_off = y_base + d64[:, None] * s_yd + pos[None, :] * s_yl
+        y_off = y_base + pos[:, None] * s_yl + d64[None, :] * s_yd
         if Y_ATOMIC:
             tl.atomic_add(y_ptr + y_off, y, mask=m2, sem="relaxed")
         else:
@@ -283,14 +289,14 @@ def _ssm_bwd_kernel(
     offs_n = tl.arange(0, N_P)
     nmask = offs_n < DSTATE
     offs_l = tl.arange(0, BLOCK_L)
-    first_col = (offs_l == 0)[None, None, :]
-    last_col = (offs_l == BLOCK_L - 1)[None, None, :]
+    first_row = (offs_l == 0)[:, None, None]
+    last_row = (offs_l == BLOCK_L - 1)[:, None, None]
     dn_mask = dmask[:, None] & nmask[None, :]
 
     A = tl.load(A_ptr + k * s_Ak + d64[:, None] * s_Ad + offs_n[None, :] * s_An,
                 mask=dn_mask, other=0.0).to(tl.float32)
-    A3 = A[:, :, None]
-    A2 = (A * 1.4426950408889634)[:, :, None]
+    A3 = A[None, :, :]
+    A2 = (A * 1.4426950408889634)[None, :, :]
     if HAS_D:
         Dv = tl.load(D_ptr + k * s_Dk + d64 * s_Dd, mask=dmask, other=0.0).to(tl.float32)
     if HAS_BIAS:
@@ -333,10 +339,11 @@ def _ssm_bwd_kernel(
             pos = tl.load(idx_ptr + k * s_ik + t * s_il, mask=tmask, other=0).to(tl.int64)
         else:
             pos = t.to(tl.int64)
-        m2 = dmask[:, None] & tmask[None, :]
-        u = tl.load(u_ptr + u_base + d64[:, None] * s_ud + pos[None, :] * s_ul,
+        m2 = tmask[:, None] & dmask[None, :]
+        u = tl.load(u_ptr + u_base + pos[:, None] * s_ul + d64[None, :] * s_ud,
                     mask=m2, other=0.0).to(tl.float32)
-        raw, dt = _load_dt(delta_ptr, d_base, d64, s_dd, pos, s_dl, m2, bias, HAS_BIAS, SOFTPLUS)
+        raw, dt = _load_dt(delta_ptr + d_base + pos[:, None] * s_dl + d64[None, :] * s_dd, m2,
+                           bias, HAS_BIAS, SOFTPLUS)
         Bt = _load_bc(B_ptr, B_base, g_scalar, g_rows, s_Bg, offs_n, s_Bn, pos, s_Bl,
                       nmask, tmask, dmask, B_SHARED)
         Ct = _load_bc(C_ptr, C_base, g_scalar, g_rows, s_Cg, offs_n, s_Cn, pos, s_Cl,
@@ -344,25 +351,25 @@ def _ssm_bwd_kernel(
 
         # Recompute the states of this chunk from the state at the end of the previous one.
         h0 = tl.load(st_ptr + st_base + (c - 1) * s_sc, mask=dn_mask & (c > 0), other=0.0)
-        dt3 = dt[:, None, :]
-        u3 = u[:, None, :]
+        dt3 = dt[:, :, None]
+        u3 = u[:, :, None]
         a = tl.exp2(dt3 * A2)
         bu = dt3 * Bt * u3
-        acum, hs = tl.associative_scan((a, bu), axis=2, combine_fn=_affine_combine)
-        hs = hs + acum * h0[:, :, None]
+        acum, hs = tl.associative_scan((a, bu), axis=0, combine_fn=_affine_combine)
+        hs = hs + acum * h0[None, :, :]
 
-        g = tl.load(gy_ptr + gy_base + d64[:, None] * s_gyd + pos[None, :] * s_gyl,
+        g = tl.load(gy_ptr + gy_base + pos[:, None] * s_gyl + d64[None, :] * s_gyd,
                     mask=m2, other=0.0).to(tl.float32)
         if HAS_Z:
-            y_pre = tl.sum(hs * Ct, axis=1)
+            y_pre = tl.sum(hs * Ct, axis=2)
             if HAS_D:
-                y_pre = y_pre + Dv[:, None] * u
-            z = tl.load(z_ptr + z_base + d64[:, None] * s_zd + pos[None, :] * s_zl,
+                y_pre = y_pre + Dv[None, :] * u
+            z = tl.load(z_ptr + z_base + pos[:, None] * s_zl + d64[None, :] * s_zd,
                         mask=m2, other=0.0).to(tl.float32)
             sz = tl.sigmoid(z)
             gz = g * y_pre * sz * (1.0 + z * (1.0 - sz))
             gy = g * z * sz
-            gz_off = gz_base + d64[:, None] * s_gzd + pos[None, :] * s_gzl
+            gz_off = gz_base + pos[:, None] * s_gzl + d64[None, :] * s_gzd
             if GZ_ATOMIC:
                 tl.atomic_add(gz_ptr + gz_off, gz, mask=m2, sem="relaxed")
             else:
@@ -378,42 +385,42 @@ def _ssm_bwd_kernel(
             pos1 = tl.load(idx_ptr + k * s_ik + t1 * s_il, mask=tmask1, other=0).to(tl.int64)
         else:
             pos1 = t1.to(tl.int64)
-        _raw1, dt1 = _load_dt(delta_ptr, d_base, d64, s_dd, pos1, s_dl,
-                              dmask[:, None] & tmask1[None, :], bias, HAS_BIAS, SOFTPLUS)
-        a1 = tl.where(tmask1[None, None, :], tl.exp2(dt1[:, None, :] * A2), 1.0)
-        cg = Ct * gy[:, None, :] + tl.where(last_col, a1 * lam[:, :, None], 0.0)
-        _p, lam_t = tl.associative_scan((a1, cg), axis=2, combine_fn=_affine_combine, reverse=True)
-        lam = tl.sum(tl.where(first_col, lam_t, 0.0), axis=2)
+        _raw1, dt1 = _load_dt(delta_ptr + d_base + pos1[:, None] * s_dl + d64[None, :] * s_dd,
+                              tmask1[:, None] & dmask[None, :], bias, HAS_BIAS, SOFTPLUS)
+        a1 = tl.where(tmask1[:, None, None], tl.exp2(dt1[:, :, None] * A2), 1.0)
+        cg = Ct * gy[:, :, None] + tl.where(last_row, a1 * lam[None, :, :], 0.0)
+        _p, lam_t = tl.associative_scan((a1, cg), axis=0, combine_fn=_affine_combine, reverse=True)
+        lam = tl.sum(tl.where(first_row, lam_t, 0.0), axis=0)
 
         ah = hs - bu  # a_t h_{t-1}
-        gdt = tl.sum(lam_t * (Bt * u3 + A3 * ah), axis=1)
-        gA_acc += tl.sum(lam_t * ah * dt3, axis=2)
-        gu = tl.sum(lam_t * Bt, axis=1) * dt
+        gdt = tl.sum(lam_t * (Bt * u3 + A3 * ah), axis=2)
+        gA_acc += tl.sum(lam_t * ah * dt3, axis=0)
+        gu = tl.sum(lam_t * Bt, axis=2) * dt
         if HAS_D:
-            gu += gy * Dv[:, None]
-            gD_acc += tl.sum(gy * u, axis=1)
-        gu_off = gu_base + d64[:, None] * s_gud + pos[None, :] * s_gul
+            gu += gy * Dv[None, :]
+            gD_acc += tl.sum(gy * u, axis=0)
+        gu_off = gu_base + pos[:, None] * s_gul + d64[None, :] * s_gud
         if GU_ATOMIC:
             tl.atomic_add(gu_ptr + gu_off, gu, mask=m2, sem="relaxed")
         else:
             tl.store(gu_ptr + gu_off, gu, mask=m2)
 
-        gB3 = lam_t * (dt * u)[:, None, :]
-        gC3 = hs * gy[:, None, :]
+        gB3 = lam_t * (dt * u)[:, :, None]
+        gC3 = hs * gy[:, :, None]
         if B_SHARED:
-            gB2 = tl.sum(gB3, axis=0)
-            gC2 = tl.sum(gC3, axis=0)
-            bc_mask = nmask[:, None] & tmask[None, :]
-            gB_off = gB_base + g_scalar * s_gBg + offs_n[:, None] * s_gBn + pos[None, :] * s_gBl
-            gC_off = gC_base + g_scalar * s_gCg + offs_n[:, None] * s_gCn + pos[None, :] * s_gCl
+            gB2 = tl.sum(gB3, axis=1)
+            gC2 = tl.sum(gC3, axis=1)
+            bc_mask = tmask[:, None] & nmask[None, :]
+            gB_off = gB_base + g_scalar * s_gBg + pos[:, None] * s_gBl + offs_n[None, :] * s_gBn
+            gC_off = gC_base + g_scalar * s_gCg + pos[:, None] * s_gCl + offs_n[None, :] * s_gCn
             tl.atomic_add(gB_ptr + gB_off, gB2, mask=bc_mask, sem="relaxed")
             tl.atomic_add(gC_ptr + gC_off, gC2, mask=bc_mask, sem="relaxed")
         else:
-            bc_mask3 = dmask[:, None, None] & nmask[None, :, None] & tmask[None, None, :]
-            gB_off = (gB_base + g_rows[:, None, None] * s_gBg + offs_n[None, :, None] * s_gBn
-                      + pos[None, None, :] * s_gBl)
-            gC_off = (gC_base + g_rows[:, None, None] * s_gCg + offs_n[None, :, None] * s_gCn
-                      + pos[None, None, :] * s_gCl)
+            bc_mask3 = tmask[:, None, None] & dmask[None, :, None] & nmask[None, None, :]
+            gB_off = (gB_base + pos[:, None, None] * s_gBl + g_rows[None, :, None] * s_gBg
+                      + offs_n[None, None, :] * s_gBn)
+            gC_off = (gC_base + pos[:, None, None] * s_gCl + g_rows[None, :, None] * s_gCg
+                      + offs_n[None, None, :] * s_gCn)
             tl.atomic_add(gB_ptr + gB_off, gB3, mask=bc_mask3, sem="relaxed")
             tl.atomic_add(gC_ptr + gC_off, gC3, mask=bc_mask3, sem="relaxed")
 
@@ -422,8 +429,8 @@ def _ssm_bwd_kernel(
         else:
             gdelta = gdt
         gdelta = tl.where(m2, gdelta, 0.0)
-        gb_acc += tl.sum(gdelta, axis=1)
-        tl.store(gdelta_ptr + gd_base + d64[:, None] * s_gdd + pos[None, :] * s_gdl, gdelta, mask=m2)
+        gb_acc += tl.sum(gdelta, axis=0)
+        tl.store(gdelta_ptr + gd_base + pos[:, None] * s_gdl + d64[None, :] * s_gdd, gdelta, mask=m2)
 
     # Per-(batch, direction) partials, contiguous (B, K, D, N) / (B, K, D).
     row = (b * K + k) * DIM + d64
@@ -432,8 +439,6 @@ def _ssm_bwd_kernel(
         tl.store(gD_ptr + row, gD_acc, mask=dmask)
     if HAS_BIAS:
         tl.store(gbias_ptr + row, gb_acc, mask=dmask)
-
-
 # ----------------------------------------------------------------------------------------------
 # Configuration: autotuning on CUDA, one small config under the interpreter / with overrides
 # ----------------------------------------------------------------------------------------------
@@ -456,41 +461,53 @@ def _override(name: str, module_value: Optional[int]) -> Optional[int]:
     return value
 
 
-# Register-pressure model for pruning autotune configs: fp32 values per thread of the
-# (BLOCK_D, N_P, BLOCK_L) tiles plus ~4 (BLOCK_D, BLOCK_L) tiles,
-#     BLOCK_D * BLOCK_L * (N_P + 4) / (32 * num_warps).
-# Calibrated by compiling both kernels for sm_90 (ptxas -v, all options on, bf16 inputs):
-# forward configs up to 48 compile without spills and from 64 on spill; backward ones up to
-# 20 are spill-free and from 24 on spill.
-_FWD_PRESSURE = 48
-_BWD_PRESSURE = 20
+# Register model for pruning autotune configs.  The scan runs along L inside each thread, so a
+# thread holds BLOCK_L values of its share of every (BLOCK_L, BLOCK_D, N_P) tile and of every
+# (BLOCK_L, BLOCK_D) one (see ``_per_thread``).  Calibrated with ptxas -v for sm_90a (all options
+# on, N = 1 and 16): the forward is spill-free up to 64 tile and 32 row values per thread and
+# spills beyond; the backward up to 16 tile values.
+_FWD_MAX_TILE, _FWD_MAX_ROW, _BWD_MAX_TILE = 64, 32, 16
+# A forward that a backward will follow saves the state every _TRAIN_BLOCK_L steps, the chunk
+# length the backward walks (the largest it takes without spilling).
+_TRAIN_BLOCK_L = 16
+# (BLOCK_D, num_warps): D-blocks that fill the lanes for N_P = 16 (first four) and N_P = 1.
+_LANE_SHAPES = [(8, 4), (16, 4), (32, 4), (64, 8), (32, 1), (64, 2), (128, 4), (256, 8)]
 
-_FWD_CONFIGS = [
-    triton.Config({"BLOCK_D": bd, "BLOCK_L": bl}, num_warps=w)
-    for bd, bl, w in [(2, 64, 4), (4, 32, 4), (4, 64, 4), (8, 32, 4), (8, 64, 4), (8, 64, 8),
-                      (16, 32, 8), (16, 64, 4), (16, 64, 8), (2, 128, 4), (4, 128, 8),
-                      (32, 32, 4), (32, 64, 8), (64, 64, 8)]
-]
-_BWD_CONFIGS = [
-    triton.Config({"BLOCK_D": bd}, num_warps=w)
-    for bd, w in [(2, 4), (2, 8), (4, 4), (4, 8), (8, 4), (8, 8), (16, 4), (16, 8), (32, 8)]
-]
-_MIN_FWD_BLOCK_L = min(c.kwargs["BLOCK_L"] for c in _FWD_CONFIGS)
+_FWD_CONFIGS = [triton.Config({"BLOCK_D": bd, "BLOCK_L": bl}, num_warps=w)
+                for bd, w in _LANE_SHAPES for bl in (8, 16, 32)]
+_BWD_CONFIGS = [triton.Config({"BLOCK_D": bd}, num_warps=w) for bd, w in _LANE_SHAPES + [(16, 8), (4, 2)]]
 
 
-def _pressure(block_d, n_p, block_l, num_warps):
-    return block_d * block_l * (n_p + 4) / (32 * num_warps)
+def _per_thread(block_d, n_p, block_l, num_warps):
+    """fp32 values per thread of a (BLOCK_L, BLOCK_D, N_P) tile and of a (BLOCK_L, BLOCK_D) one."""
+    lanes = 32 * num_warps
+    return block_l * block_d * n_p / lanes, block_l * block_d / lanes
+
+
+def _fits(c, D, n_p, block_l, max_tile, max_row=None):
+    """Spill-free, and no lane left idle unless the block already spans all D channels."""
+    bd, w = c.kwargs["BLOCK_D"], c.num_warps
+    tile, row = _per_thread(bd, n_p, block_l, w)
+    fills = bd * n_p >= 32 * w or bd >= _next_pow2(D)
+    return (tile <= max_tile and (max_row is None or row <= max_row) and fills
+            and bd <= max(8, _next_pow2(D)))
+
+
+def _lightest(configs, n_p, block_l=None):
+    return [min(configs, key=lambda c: _per_thread(c.kwargs["BLOCK_D"], n_p, block_l or c.kwargs["BLOCK_L"],
+                                                   c.num_warps))]
 
 
 def _prune_fwd(configs, named_args, **kwargs):
     D, L, N = named_args["DIM"], named_args["SEQLEN"], named_args["DSTATE"]
+    training = kwargs.get("STORE_ALL", named_args.get("STORE_ALL", False))
     n_p = _next_pow2(N)
     ok = [c for c in configs
-          if _pressure(c.kwargs["BLOCK_D"], n_p, c.kwargs["BLOCK_L"], c.num_warps) <= _FWD_PRESSURE
-          and c.kwargs["BLOCK_L"] <= max(_MIN_FWD_BLOCK_L, _next_pow2(L))
-          and c.kwargs["BLOCK_D"] <= max(4, _next_pow2(D))]
+          if _fits(c, D, n_p, c.kwargs["BLOCK_L"], _FWD_MAX_TILE, _FWD_MAX_ROW)
+          and c.kwargs["BLOCK_L"] <= max(8, _next_pow2(L))
+          and (not training or c.kwargs["BLOCK_L"] == _TRAIN_BLOCK_L)]
     if not ok:  # always keep the lightest config
-        ok = [min(configs, key=lambda c: _pressure(c.kwargs["BLOCK_D"], n_p, c.kwargs["BLOCK_L"], c.num_warps))]
+        ok = _lightest([c for c in configs if not training or c.kwargs["BLOCK_L"] == _TRAIN_BLOCK_L], n_p)
     return ok
 
 
@@ -498,27 +515,27 @@ def _prune_bwd(configs, named_args, **kwargs):
     D, N = named_args["DIM"], named_args["DSTATE"]
     block_l = kwargs["BLOCK_L"]
     n_p = _next_pow2(N)
-    ok = [c for c in configs
-          if _pressure(c.kwargs["BLOCK_D"], n_p, block_l, c.num_warps) <= _BWD_PRESSURE
-          and c.kwargs["BLOCK_D"] <= max(4, _next_pow2(D))]
-    if not ok:
-        ok = [min(configs, key=lambda c: _pressure(c.kwargs["BLOCK_D"], n_p, block_l, c.num_warps))]
-    return ok
+    ok = [c for c in configs if _fits(c, D, n_p, block_l, _BWD_MAX_TILE)]
+    return ok or _lightest(configs, n_p, block_l)
 
 
 def _b_shared(nargs):
     return nargs["NGROUPS"] == 1 or nargs["DPG"] % nargs["BLOCK_D"] == 0
 
 
+# Autotune timings are cached on disk (Triton's cache directory) where this Triton can do so.
+_CACHE_TUNING = ({"cache_results": True}
+                 if "cache_results" in inspect.signature(triton.autotune).parameters else {})
+
 _fwd_heur = triton.heuristics({"B_SHARED": _b_shared})(_ssm_fwd_kernel)
 _bwd_heur = triton.heuristics({"B_SHARED": _b_shared})(_ssm_bwd_kernel)
 _fwd_tuned = triton.autotune(
-    configs=_FWD_CONFIGS, key=["DIM", "SEQLEN", "DSTATE"], reset_to_zero=["y_ptr"],
-    prune_configs_by={"early_config_prune": _prune_fwd})(_fwd_heur)
+    configs=_FWD_CONFIGS, key=["DIM", "SEQLEN", "DSTATE", "STORE_ALL"], reset_to_zero=["y_ptr"],
+    prune_configs_by={"early_config_prune": _prune_fwd}, **_CACHE_TUNING)(_fwd_heur)
 _bwd_tuned = triton.autotune(
     configs=_BWD_CONFIGS, key=["DIM", "SEQLEN", "DSTATE", "BLOCK_L"],
     reset_to_zero=["gu_ptr", "gB_ptr", "gC_ptr", "gz_ptr"],
-    prune_configs_by={"early_config_prune": _prune_bwd})(_bwd_heur)
+    prune_configs_by={"early_config_prune": _prune_bwd}, **_CACHE_TUNING)(_bwd_heur)
 
 
 def _fixed_config(D: int, L: int, N: int, block_l: Optional[int] = None):
@@ -532,10 +549,10 @@ def _fixed_config(D: int, L: int, N: int, block_l: Optional[int] = None):
     if bl is None and bd is None:
         return None
     n_p = _next_pow2(N)
-    bl = block_l or bl or min(64, max(16, _next_pow2(L)))
+    bl = block_l or bl or _TRAIN_BLOCK_L
     if bd is None:  # the largest block the backward takes without spilling (forward is lighter)
         bd = 1
-        while bd < 64 and bd < D and _pressure(2 * bd, n_p, bl, 4) <= _BWD_PRESSURE:
+        while bd < 256 and bd < D and _per_thread(2 * bd, n_p, bl, 4)[0] <= _BWD_MAX_TILE:
             bd *= 2
     return bd, bl, 4
 
@@ -561,6 +578,13 @@ def _strides(t: Optional[torch.Tensor], n: int, shared_dim: Optional[int] = None
     return s
 
 
+def _token_major(shape, device, dtype, zero=False):
+    """A (..., C, L) tensor stored as (..., L, C): a token's channels are the adjacent lanes the
+    kernels write (coalesced stores and atomics); returned as the (..., C, L) view."""
+    make = torch.zeros if zero else torch.empty
+    return make(*shape[:-2], shape[-1], shape[-2], device=device, dtype=dtype).transpose(-1, -2)
+
+
 def _launch_fwd(u, delta, A, Bm, Cm, Dv, z, bias, index, softplus, merge, store_all, store_last):
     batch, Ku, dim, L = u.shape
     K, _, N = A.shape
@@ -569,17 +593,15 @@ def _launch_fwd(u, delta, A, Bm, Cm, Dv, z, bias, index, softplus, merge, store_
     dummy = torch.empty(1, device=dev, dtype=torch.float32)
     y_atomic = merge == "sum" and K > 1
     if merge == "sum":
-        y = torch.zeros(batch, dim, L, device=dev, dtype=torch.float32) if y_atomic else \
-            torch.empty(batch, dim, L, device=dev, dtype=u.dtype)
+        y = _token_major((batch, dim, L), dev, torch.float32 if y_atomic else u.dtype, zero=y_atomic)
         y_strides = [y.stride(0), 0, y.stride(1), y.stride(2)]
     else:
-        y = torch.empty(batch, K, dim, L, device=dev, dtype=u.dtype)
+        y = _token_major((batch, K, dim, L), dev, u.dtype)
         y_strides = list(y.stride())
 
     fixed = _fixed_config(dim, L, N)
     if store_all:
-        block_l_min = fixed[1] if fixed else _MIN_FWD_BLOCK_L
-        n_slots = triton.cdiv(L, block_l_min)
+        n_slots = triton.cdiv(L, fixed[1] if fixed else _TRAIN_BLOCK_L)
     else:
         n_slots = 1
     states = torch.empty(batch, K, dim, n_slots, N, device=dev, dtype=torch.float32) \
@@ -624,7 +646,7 @@ def _launch_bwd(gy, glast, u, delta, A, Bm, Cm, Dv, z, bias, index, states, bloc
     dummy = torch.empty(1, device=dev, dtype=f32)
 
     gu_atomic = Ku == 1 and K > 1
-    gu = torch.zeros_like(u, dtype=f32) if gu_atomic else torch.empty_like(u)
+    gu = _token_major(u.shape, dev, f32, zero=True) if gu_atomic else torch.empty_like(u)
     gdelta = torch.empty_like(delta)
     gB = torch.zeros(Bm.shape, device=dev, dtype=f32)
     gC = torch.zeros(Cm.shape, device=dev, dtype=f32)
@@ -632,7 +654,7 @@ def _launch_bwd(gy, glast, u, delta, A, Bm, Cm, Dv, z, bias, index, states, bloc
     if z is None:
         gz = dummy
     else:
-        gz = torch.zeros_like(z, dtype=f32) if gz_atomic else torch.empty_like(z)
+        gz = _token_major(z.shape, dev, f32, zero=True) if gz_atomic else torch.empty_like(z)
     gA = torch.empty(batch, K, dim, N, device=dev, dtype=f32)
     gD = torch.empty(batch, K, dim, device=dev, dtype=f32) if Dv is not None else dummy
     gbias = torch.empty(batch, K, dim, device=dev, dtype=f32) if bias is not None else dummy
