@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from vision_ssm.bench import kernels as bench_kernels
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY_VMAMBA = ["vmamba_tiny_s1l8:dims=8", "vmamba_tiny_s1l8:depths=1,1,1,1"]
 TINY_VIM = ["vim_tiny_patch16_224:embed_dim=16", "vim_tiny_patch16_224:depth=1"]
@@ -55,6 +57,21 @@ def test_benchmark_kernels_tiny(tmp_path, tools, capsys):
             assert any(r["shape"] == shape and r["backend"] == backend and r["pass_"] == "fwd+bwd" and r["ms"] > 0
                        and r["peak_mib"] > 0 for r in rows), (shape, backend)
     assert {(r["shape"], r["pass_"]) for r in result["ratios"]} >= {("vim_t", "fwd+bwd"), ("vmamba_t_s1l8.stage4", "fwd")}
+
+
+def test_benchmark_kernels_larger_shapes_and_bad_names(tmp_path, tools, capsys):
+    out = tmp_path / "k"
+    tools["benchmark_kernels"].main(["--batch", "1", "--shapes", "vim_s", "--backends", "torch", "--quick",
+                                     "--no-memory", "--out", str(out)])
+    result = json.loads((out / "benchmark_kernels.json").read_text())
+    (shape,) = result["shapes"]
+    assert (shape["name"], shape["dim"], shape["d_state"], shape["directions"]) == ("vim_s", 768, 16, 2)
+    assert result["copy_bandwidth"] is None and "bandwidth_frac" not in result["rows"][0]  # CPU: no ceiling
+    by_name = {s.name: s for s in bench_kernels.larger_shapes(1)}
+    assert by_name["vim_t.1248px"].length == 78 * 78 + 1
+    with pytest.raises(SystemExit):
+        tools["benchmark_kernels"].main(["--shapes", "vim_xl"])
+    assert "'all'" in capsys.readouterr().err
 
 
 def test_benchmark_models_cli_isolated(tmp_path):

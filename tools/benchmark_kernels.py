@@ -22,7 +22,8 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=32, help="batch size (default 32, as in the targets)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--backends", nargs="+", choices=["ref", "torch", "triton"], help="default: all available")
-    parser.add_argument("--shapes", nargs="+", help="subset of shape names (default: all)")
+    parser.add_argument("--shapes", nargs="+", help="shape names (default: VMamba-T[s1l8] stages 1-4 and Vim-T; "
+                        "'all' adds VMamba-S/B stage 1, Vim-S, and Vim-T/S at 1248 px)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ref-budget", type=float, default=120.0, help="seconds allowed per ref measurement")
     parser.add_argument("--quick", action="store_true", help="one repeat, no ref on the largest stage")
@@ -34,11 +35,12 @@ def main(argv=None):
     device = torch.device(args.device)
     shapes = kernels.default_shapes(args.batch)
     if args.shapes:
-        known = {s.name for s in shapes}
-        unknown = set(args.shapes) - known
+        every = shapes + kernels.larger_shapes(args.batch)
+        known = {s.name for s in every}
+        unknown = set(args.shapes) - known - {"all"}
         if unknown:
-            parser.error(f"--shapes: unknown {sorted(unknown)}; choose from {sorted(known)}")
-        shapes = [s for s in shapes if s.name in args.shapes]
+            parser.error(f"--shapes: unknown {sorted(unknown)}; choose from {sorted(known)} or 'all'")
+        shapes = every if "all" in args.shapes else [s for s in every if s.name in args.shapes]
     backends = args.backends or kernels.available_backends(device)
     print(f"benchmarking {backends} on {kernels.device_name(device)} (batch {args.batch})", flush=True)
     result = kernels.run_suite(shapes, device, backends, repeats=1 if args.quick else args.repeats,

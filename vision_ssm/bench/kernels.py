@@ -47,6 +47,17 @@ def default_shapes(batch: int = 32) -> list[ScanShape]:
     return shapes
 
 
+def larger_shapes(batch: int = 32) -> list[ScanShape]:
+    """The other published sizes: VMamba-S/B stage 1 (d_inner = 2 dim) and Vim-S at 224, Vim-T/S at
+    1248x1248 (78 x 78 patches and the class token)."""
+    vim = dict(shared_u=False, gate=True)
+    return [ScanShape("vmamba_s_s1l20.stage1", batch, 4, 192, 56, 56, 1, "cross"),
+            ScanShape("vmamba_b_s1l20.stage1", batch, 4, 256, 56, 56, 1, "cross"),
+            ScanShape("vim_s", batch, 2, 768, 1, 197, 16, "bidirectional", **vim),
+            ScanShape("vim_t.1248px", batch, 2, 384, 1, 78 * 78 + 1, 16, "bidirectional", **vim),
+            ScanShape("vim_s.1248px", batch, 2, 768, 1, 78 * 78 + 1, 16, "bidirectional", **vim)]
+
+
 def make_inputs(shape: ScanShape, device, dtype=torch.float32, seed: int = 0) -> dict:
     """Realistic inputs: dt = softplus(delta + bias) in about [0.001, 0.1], A = -(1..N)."""
     import scans
@@ -125,6 +136,28 @@ def bytes_moved(shape: ScanShape, element_size: int, backward: bool) -> int:
     return fwd + (2 * per_token + B * D * L) * element_size
 
 
+def time_kernel(fn, device: torch.device, repeats: int, warmup: int, budget_s: float | None = None) -> float:
+    """Seconds per call.  CUDA: the median of Triton's ``do_bench`` (CUDA events, the L2 cache
+    flushed before every call, calls queued without host synchronisation); CPU: ``time_call``."""
+    if device.type == "cuda":
+        from triton.testing import do_bench
+        with torch.cuda.device(device):
+            return do_bench(fn, warmup=25, rep=max(100, 20 * repeats), return_mode="median") / 1e3
+    return time_call(fn, device, repeats=repeats, warmup=warmup, budget_s=budget_s)
+
+
+def copy_bandwidth(device: torch.device, nbytes: int = 2 << 30) -> float | None:
+    """Measured device-to-device copy rate (bytes read + written per second), a practical ceiling."""
+    if device.type != "cuda":
+        return None
+    src = torch.empty(nbytes // 4, device=device, dtype=torch.float32).uniform_()
+    dst = torch.empty_like(src)
+    seconds = time_kernel(lambda: dst.copy_(src), device, repeats=10, warmup=3)
+    del src, dst
+    torch.cuda.empty_cache()
+    return 2 * nbytes / seconds
+
+
 def peak_bandwidth(device: torch.device) -> float | None:
     if device.type != "cuda":
         return None
@@ -147,6 +180,10 @@ def run_suite(shapes: list[ScanShape], device: torch.device, backends: list[str]
               ref_budget_s: float = 60.0, memory: bool = True, progress=print) -> dict:
     """Times every (shape, backend, mode, pass) and returns rows plus derived ratios."""
     rows = []
+    peak_bw, copy_bw = peak_bandwidth(device), copy_bandwidth(device)
+    if copy_bw:
+        progress(f"  device-to-device copy: {copy_bw / 1e12:.2f} TB/s"
+                 + (f" ({copy_bw / peak_bw:.0%} of the {peak_bw / 1e12:.2f} TB/s peak)" if peak_bw else ""))
     for shape in shapes:
         inputs = make_inputs(shape, device)
         for backend in backends:
@@ -155,20 +192,21 @@ def run_suite(shapes: list[ScanShape], device: torch.device, backends: list[str]
                 for backward in (False, True):
                     fn = _step(inputs, resolve_backend(backend, device), mode, backward)
                     budget = ref_budget_s if backend == "ref" else None
-                    seconds = time_call(fn, device, repeats=1 if backend == "ref" else repeats,
-                                        warmup=0 if backend == "ref" else 1, budget_s=budget)
+                    seconds = time_kernel(fn, device, repeats=1 if backend == "ref" else repeats,
+                                          warmup=0 if backend == "ref" else 1, budget_s=budget)
                     row = dict(shape=shape.name, backend=backend, mode=mode,
                                pass_="fwd+bwd" if backward else "fwd", ms=seconds * 1e3)
                     if memory:
                         row["peak_mib"] = peak_memory(fn, device) / 2 ** 20
-                    peak_bw = peak_bandwidth(device)
-                    if peak_bw and backend != "ref":
-                        gbps = bytes_moved(shape, inputs["B"].element_size(), backward) / seconds
-                        row["bandwidth_frac"] = gbps / peak_bw
+                    rate = bytes_moved(shape, inputs["B"].element_size(), backward) / seconds
+                    for key, ceiling in (("bandwidth_frac", peak_bw), ("copy_frac", copy_bw)):
+                        if ceiling and backend != "ref":
+                            row[key] = rate / ceiling
                     rows.append(row)
                     progress(f"  {shape.name:24s} {backend:6s} {mode:15s} {row['pass_']:7s} {row['ms']:10.2f} ms"
                              + (f" {row['peak_mib']:9.1f} MiB" if memory else ""))
     return dict(rows=rows, ratios=ratios(rows), shapes=[asdict(s) for s in shapes], device=device_name(device),
+                peak_bandwidth=peak_bw, copy_bandwidth=copy_bw,
                 date=date.today().isoformat(), torch=torch.__version__, threads=torch.get_num_threads())
 
 
@@ -207,10 +245,14 @@ def device_name(device: torch.device) -> str:
 
 def report(result: dict) -> str:
     cols = ["shape", "backend", "mode", "pass_", "ms"] + (["peak_mib"] if "peak_mib" in result["rows"][0] else [])
-    if any("bandwidth_frac" in r for r in result["rows"]):
-        cols.append("bandwidth_frac")
+    cols += [c for c in ("bandwidth_frac", "copy_frac") if any(c in r for r in result["rows"])]
     ratio_cols = ["shape", "pass_"] + sorted({k for r in result["ratios"] for k in r} - {"shape", "pass_"})
-    return (f"selective-scan benchmark on {result['device']}, torch {result['torch']}, {result['date']}\n\n"
+    bandwidth = ""
+    if result.get("copy_bandwidth"):
+        peak = f"peak {result['peak_bandwidth'] / 1e12:.2f} TB/s (datasheet), " if result.get("peak_bandwidth") else ""
+        bandwidth = (f"memory bandwidth: {peak}device-to-device copy {result['copy_bandwidth'] / 1e12:.2f} TB/s (measured); bandwidth_frac and copy_frac are "
+                     "the operator's minimal bytes per second over each\n\n")
+    return (f"selective-scan benchmark on {result['device']}, torch {result['torch']}, {result['date']}\n\n" + bandwidth
             + markdown_table(result["rows"], cols) + "\n\n" + markdown_table(result["ratios"], ratio_cols))
 
 

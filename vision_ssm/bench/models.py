@@ -269,6 +269,9 @@ def timed_with_peak(fn: Callable[[], object], device: torch.device, repeats: int
 
     peak = None
     if memory:
+        if device.type == "cuda" and warmup > 0:  # kernels compile and autotune outside the peak call
+            once()
+            warmup -= 1
         peak = peak_memory(once, device)
         warmup = max(0, warmup - 1)  # peak_memory returns to the steady setting
     for _ in range(warmup):
