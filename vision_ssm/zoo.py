@@ -162,7 +162,7 @@ def load_gpu_results(path: str | os.PathLike, img_size: int = 224) -> dict[str, 
     rows = {r["model"]: r for r in data["rows"]
             if r.get("img_size") == img_size and not r.get("error") and "infer_ips" in r and not r.get("model_kwargs")}
     return dict(device=data.get("device", "?"), batch=data.get("batch"), amp=data.get("amp", "none"), rows=rows,
-                file=os.path.basename(os.fspath(path)))
+                file=os.path.basename(os.fspath(path)), date=data.get("date"), torch=data.get("torch"))
 
 
 # ------------------------------------------------------------------------------------ the table
@@ -253,7 +253,9 @@ def render_table(rows: Sequence[Mapping[str, Any]], *, batch: int, threads: int,
     if gpu:
         notes.append(f"- GPU img/s: inference (and training fwd+bwd) on {gpu['device']}, batch {gpu['batch']}, "
                      f"{'fp32' if gpu['amp'] in (None, 'none') else gpu['amp']}, from `{gpu['file']}` "
-                     f"(tools/benchmark_models.py); \"-\": not measured there.")
+                     f"(tools/benchmark_models.py"
+                     + "".join(f", {k} {gpu[k]}" for k in ("torch", "date") if gpu.get(k))
+                     + "); \"-\": not measured there.")
     else:
         notes.append("- GPU img/s: not measured (run tools/benchmark_models.py on a GPU and pass --gpu-json).")
     notes.append("- A100 img/s (published): the VMamba authors' inference throughput, A100, batch 128.")
