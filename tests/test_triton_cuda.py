@@ -1,9 +1,9 @@
 """The compiled Triton kernels at the backbones' real shapes (CUDA only; skipped without a GPU).
 
 Each scan shape is checked against the float64 sequential reference in forward and every
-gradient, with the autotuned kernels and the inputs laid out as the backbones make them (see
-``vision_ssm.bench.kernels.make_inputs``); the whole VMamba-T and Vim-T models are checked
-against the torch backend.  Errors are measured as ||out - ref|| / ||ref|| per tensor."""
+gradient, with the training chunk (one launch configuration) and the inputs laid out as the
+backbones make them (see ``vision_ssm.bench.kernels.make_inputs``); the whole VMamba-T and Vim-T
+models, with the autotuned kernels, are checked against the torch backend.  Errors are measured as ||out - ref|| / ||ref|| per tensor."""
 import pytest
 import torch
 
@@ -50,7 +50,6 @@ def _scan(inputs, backend, **overrides):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("shape,batch", SHAPES, ids=[s.name for s, _ in SHAPES])
-# one launch configuration per shape (autotuning is exercised by the model tests below)
 def test_real_shape_against_reference(shape, batch, dtype, monkeypatch):
     monkeypatch.setattr(tk, "BLOCK_L_OVERRIDE", tk._TRAIN_BLOCK_L)  # one config: no autotuning
     inputs = make_inputs(shape, "cuda", dtype=dtype, seed=3)

@@ -198,10 +198,10 @@ def run_suite(shapes: list[ScanShape], device: torch.device, backends: list[str]
                                pass_="fwd+bwd" if backward else "fwd", ms=seconds * 1e3)
                     if memory:
                         row["peak_mib"] = peak_memory(fn, device) / 2 ** 20
-                    rate = bytes_moved(shape, inputs["B"].element_size(), backward) / seconds
-                    for key, ceiling in (("bandwidth_frac", peak_bw), ("copy_frac", copy_bw)):
-                        if ceiling and backend != "ref":
-                            row[key] = rate / ceiling
+                    if backend != "ref":
+                        rate = bytes_moved(shape, inputs["B"].element_size(), backward) / seconds
+                        row.update({key: rate / ceiling for key, ceiling in
+                                    (("bandwidth_frac", peak_bw), ("copy_frac", copy_bw)) if ceiling})
                     rows.append(row)
                     progress(f"  {shape.name:24s} {backend:6s} {mode:15s} {row['pass_']:7s} {row['ms']:10.2f} ms"
                              + (f" {row['peak_mib']:9.1f} MiB" if memory else ""))
@@ -249,9 +249,11 @@ def report(result: dict) -> str:
     ratio_cols = ["shape", "pass_"] + sorted({k for r in result["ratios"] for k in r} - {"shape", "pass_"})
     bandwidth = ""
     if result.get("copy_bandwidth"):
-        peak = f"peak {result['peak_bandwidth'] / 1e12:.2f} TB/s (datasheet), " if result.get("peak_bandwidth") else ""
-        bandwidth = (f"memory bandwidth: {peak}device-to-device copy {result['copy_bandwidth'] / 1e12:.2f} TB/s (measured); bandwidth_frac and copy_frac are "
-                     "the operator's minimal bytes per second over each\n\n")
+        peak = result.get("peak_bandwidth")
+        peak = f"peak {peak / 1e12:.2f} TB/s (datasheet), " if peak else ""
+        bandwidth = (f"memory bandwidth: {peak}device-to-device copy {result['copy_bandwidth'] / 1e12:.2f} TB/s "
+                     "(measured); bandwidth_frac and copy_frac are the operator's minimal bytes per second "
+                     "over each\n\n")
     return (f"selective-scan benchmark on {result['device']}, torch {result['torch']}, {result['date']}\n\n" + bandwidth
             + markdown_table(result["rows"], cols) + "\n\n" + markdown_table(result["ratios"], ratio_cols))
 

@@ -14,9 +14,8 @@ tiles and runs ``tl.associative_scan`` over the chunk with the affine combine
 spreads the lanes over (D, N) (consecutive channels of a token are consecutive lanes: coalesced
 reads of token-major tensors) and keeps each thread's BLOCK_L steps in its registers: the scan is
 a sequential loop inside each thread, with no shuffles or shared memory.  The state carried from
-the previous chunk enters as
-h_t += (prod_{s<=t} a_s) h_carry.  The state h (BLOCK_D, N) lives in registers; the (B, D, L, N)
-state tensor is never written.  The forward writes y and the fp32 state at the end of every
+the previous chunk enters as h_t += (prod_{s<=t} a_s) h_carry.  The state h (BLOCK_D, N) lives in
+registers; the (B, D, L, N) state tensor is never written.  The forward writes y and the fp32 state at the end of every
 chunk, ``states`` (B, K, D, n_chunks, N), which is all the backward needs (and whose last
 chunk is ``last_state``).
 
@@ -39,8 +38,8 @@ on (D, L, N, whether states are saved) (and on tensor dtypes, as Triton always d
 configurations pruned by a register model calibrated on sm_90a (see ``_per_thread``); timings
 are cached on disk where Triton supports it.  A forward that a backward will follow uses
 BLOCK_L = 16 (``_TRAIN_BLOCK_L``); the backward reuses it (the chunk states depend on it) and
-autotunes (BLOCK_D, num_warps), keyed on (D, L, N, BLOCK_L).  Under ``TRITON_INTERPRET=1`` (CPU) no autotuning happens: a single small
-config is launched directly.  Overrides (both backends), read at every call:
+autotunes (BLOCK_D, num_warps), keyed on (D, L, N, BLOCK_L).  Under ``TRITON_INTERPRET=1`` (CPU)
+no autotuning happens: a single small config is launched directly.  Overrides (both backends), read at every call:
 
     module attributes ``BLOCK_L_OVERRIDE`` / ``BLOCK_D_OVERRIDE`` (int or None), or the
     environment variables ``VISION_SSM_SCAN_BLOCK_L`` / ``VISION_SSM_SCAN_BLOCK_D``.
@@ -97,8 +96,6 @@ BLOCK_L_OVERRIDE: Optional[int] = None
 BLOCK_D_OVERRIDE: Optional[int] = None
 
 _LOG2E = 1.4426950408889634
-_DEFAULT_BLOCK_L = 64  # used by fwd_bytes when no chunk size is given / known
-_USED_BLOCK_L: dict = {}  # (D, L, N) -> BLOCK_L of the latest forward launch (for fwd_bytes)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -500,15 +497,13 @@ def _lightest(configs, n_p, block_l=None):
 
 def _prune_fwd(configs, named_args, **kwargs):
     D, L, N = named_args["DIM"], named_args["SEQLEN"], named_args["DSTATE"]
-    training = kwargs.get("STORE_ALL", named_args.get("STORE_ALL", False))
+    if kwargs.get("STORE_ALL", named_args.get("STORE_ALL", False)):  # the backward's chunk
+        configs = [c for c in configs if c.kwargs["BLOCK_L"] == _TRAIN_BLOCK_L]
     n_p = _next_pow2(N)
     ok = [c for c in configs
           if _fits(c, D, n_p, c.kwargs["BLOCK_L"], _FWD_MAX_TILE, _FWD_MAX_ROW)
-          and c.kwargs["BLOCK_L"] <= max(8, _next_pow2(L))
-          and (not training or c.kwargs["BLOCK_L"] == _TRAIN_BLOCK_L)]
-    if not ok:  # always keep the lightest config
-        ok = _lightest([c for c in configs if not training or c.kwargs["BLOCK_L"] == _TRAIN_BLOCK_L], n_p)
-    return ok
+          and c.kwargs["BLOCK_L"] <= max(8, _next_pow2(L))]
+    return ok or _lightest(configs, n_p)  # always keep the lightest config
 
 
 def _prune_bwd(configs, named_args, **kwargs):
@@ -536,6 +531,12 @@ _bwd_tuned = triton.autotune(
     configs=_BWD_CONFIGS, key=["DIM", "SEQLEN", "DSTATE", "BLOCK_L"],
     reset_to_zero=["gu_ptr", "gB_ptr", "gC_ptr", "gz_ptr"],
     prune_configs_by={"early_config_prune": _prune_bwd}, **_CACHE_TUNING)(_bwd_heur)
+
+
+def _saved_chunk(D: int, L: int, N: int) -> int:
+    """BLOCK_L of a forward that saves chunk states: the fixed config's, else _TRAIN_BLOCK_L."""
+    fixed = _fixed_config(D, L, N)
+    return fixed[1] if fixed else _TRAIN_BLOCK_L
 
 
 def _fixed_config(D: int, L: int, N: int, block_l: Optional[int] = None):
@@ -600,10 +601,7 @@ def _launch_fwd(u, delta, A, Bm, Cm, Dv, z, bias, index, softplus, merge, store_
         y_strides = list(y.stride())
 
     fixed = _fixed_config(dim, L, N)
-    if store_all:
-        n_slots = triton.cdiv(L, fixed[1] if fixed else _TRAIN_BLOCK_L)
-    else:
-        n_slots = 1
+    n_slots = triton.cdiv(L, _saved_chunk(dim, L, N)) if store_all else 1
     states = torch.empty(batch, K, dim, n_slots, N, device=dev, dtype=torch.float32) \
         if (store_all or store_last) else dummy
 
@@ -627,7 +625,6 @@ def _launch_fwd(u, delta, A, Bm, Cm, Dv, z, bias, index, softplus, merge, store_
         grid = lambda meta_: (batch * K, triton.cdiv(dim, meta_["BLOCK_D"]))  # noqa: E731
         _fwd_tuned[grid](*args, **meta)
         block_l = _fwd_tuned.best_config.kwargs["BLOCK_L"]
-    _USED_BLOCK_L[(dim, L, N)] = block_l
     if y_atomic and u.dtype != torch.float32:
         y = y.to(u.dtype)
     if store_last:
@@ -753,20 +750,16 @@ def _numel_bytes(t: Optional[torch.Tensor]) -> int:
 
 
 def _chunk_size(D: int, L: int, N: int, block_l: Optional[int]) -> int:
-    """Explicit ``block_l``, else the override, else the chunk size of the latest forward
-    launched for this (D, L, N), else 64 (capped by L)."""
-    if block_l is not None:
-        return block_l
-    fixed = _override("VISION_SSM_SCAN_BLOCK_L", BLOCK_L_OVERRIDE)
-    return fixed or _USED_BLOCK_L.get((D, L, N)) or min(_DEFAULT_BLOCK_L, max(16, _next_pow2(L)))
+    """Explicit ``block_l``, else the chunk a forward that saves states uses for this shape."""
+    return block_l if block_l is not None else _saved_chunk(D, L, N)
 
 
 def fwd_bytes(args: ScanArgs, return_last_state: bool = False, save_states: bool = True,
               block_l: Optional[int] = None) -> int:
     """Minimal DRAM bytes of the forward (see the module docstring): every input read once,
     y written once in u's dtype, plus the fp32 chunk states (``save_states``: a backward will
-    follow; chunk size ``block_l``, by default the one the latest forward of this (D, L, N)
-    used, else 64) or only the last state."""
+    follow; chunk size ``block_l``, by default the one such a forward uses) or only the last
+    state."""
     batch, K, dim, L, N, G = args.shape
     total = sum(_numel_bytes(t) for t in args.tensors())
     if args.index is not None:
