@@ -121,8 +121,9 @@ def explicit_gather_scan_scatter(p, index, merge):
     for k in range(index.shape[0]):
         order = index[k]
         u = p["u"] if p["u"].dim() == 3 else p["u"][:, k]
+        z = None if p["z"] is None else p["z"][..., order]
         y = selective_scan(u[..., order], p["delta"][:, k][..., order], p["A"][k], p["B"][:, k][..., order],
-                           p["C"][:, k][..., order], D=p["D"][k], z=p["z"][..., order],
+                           p["C"][:, k][..., order], D=p["D"][k], z=z,
                            delta_bias=p["delta_bias"][k], delta_softplus=True, backend="ref")
         back = torch.empty_like(y)
         back[..., order] = y
@@ -134,17 +135,23 @@ def explicit_gather_scan_scatter(p, index, merge):
 @pytest.mark.parametrize("backend", ["ref", "torch"])
 @pytest.mark.parametrize("K,shared_u,merge", [(1, True, "sum"), (2, True, "sum"), (4, True, "none"),
                                               (3, False, "sum")])
-def test_index_mode_equals_explicit_gather(backend, K, shared_u, merge, small_blocks):
+@pytest.mark.parametrize("gated,d_state", [(True, 2), (False, 1)])
+def test_index_mode_equals_explicit_gather(backend, K, shared_u, merge, gated, d_state, small_blocks):
+    """Gated with N = 2, and ungated with N = 1 (VMamba's case: the skip term summed in image order,
+    every step's state kept for the backward)."""
     length = 12
-    p = make_directional(2, K, 3, length, 2, shared_u=shared_u)
+    p = make_directional(2, K, 3, length, d_state, shared_u=shared_u)
+    if not gated:
+        p["z"] = None
     index = torch.stack([torch.randperm(length) for _ in range(K)])
     weights = torch.randn(2, 3, length) if merge == "sum" else torch.randn(2, K, 3, length)
     y = selective_scan(**p, delta_softplus=True, backend=backend, index=index, merge=merge)
-    grads = torch.autograd.grad((y * weights).sum(), list(p.values()))
+    inputs = [t for t in p.values() if t is not None]
+    grads = torch.autograd.grad((y * weights).sum(), inputs)
     y_ref = explicit_gather_scan_scatter(p, index, merge)
-    grads_ref = torch.autograd.grad((y_ref * weights).sum(), list(p.values()))
+    grads_ref = torch.autograd.grad((y_ref * weights).sum(), inputs)
     torch.testing.assert_close(y, y_ref, rtol=1e-9, atol=1e-10)
-    for name, g, g_ref in zip(p, grads, grads_ref):
+    for name, g, g_ref in zip([n for n, t in p.items() if t is not None], grads, grads_ref):
         torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-10, msg=lambda m: f"grad {name}: {m}")
 
 

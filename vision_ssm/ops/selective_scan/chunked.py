@@ -10,8 +10,13 @@ Per-token inputs are read channel-last, (B, Kx, L, D): a token's D channels are 
 row, so each block gathers its K·B·S rows through the index map straight from a channel-last
 input (a (B, H, W, C) map, or the output of a Linear) without any copy; channel-first inputs are
 laid out once.  Outputs and gradients are added back row by row and returned as channel-last
-views.  Only the block-boundary states (and dt) are kept: the backward recomputes each block's
-states from them, walking the blocks in reverse.
+views.
+
+The forward computes dt = softplus(delta + bias) block by block and keeps it, with softplus' slope,
+in scan order for the backward.  With N = 1 (VMamba) a step's state is as small as its dt, so every
+step's decay and state are kept too; otherwise only the state entering each block, and the backward
+recomputes a block's states from it, walking the blocks in reverse.  When the directions' outputs are
+summed ungated, the skip term D u and its gradients are taken once in image order.
 """
 from __future__ import annotations
 
@@ -32,8 +37,8 @@ MIN_BLOCK_LEN = 4
 SEQUENTIAL_MIN_WIDTH = 6144
 
 
-def _sequential(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool) -> torch.Tensor:
-    states = torch.empty_like(x)
+def _sequential(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool, out=None) -> torch.Tensor:
+    states = torch.empty_like(x) if out is None else out
     last = a.shape[0] - 1
     if not reverse:
         torch.addcmul(x[0], a[0], h0, out=states[0])
@@ -46,14 +51,14 @@ def _sequential(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: boo
     return states
 
 
-def _two_level(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+def _two_level(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, out=None) -> torch.Tensor:
     """Forward recurrence by sub-chunks of ``sub`` steps (plus a shorter tail) scanned from zero
     side by side with the running products of a; each sub-chunk's incoming state is then added,
     scaled by those products."""
     steps, rest = int(a.shape[0]), a.shape[1:]  # int(): sizes are tensors under jit tracing
     sub = max(1, math.isqrt(steps - 1) + 1)
     full, tail = divmod(steps, sub)
-    states, decay = torch.empty_like(x), torch.empty_like(a)
+    states, decay = torch.empty_like(x) if out is None else out, torch.empty_like(a)
     parts = [tuple(t[:full * sub].view(full, sub, *rest) for t in (a, x, states, decay))]
     if tail:  # the shorter last sub-chunk, as a batch of one
         parts.append(tuple(t[full * sub:].unsqueeze(0) for t in (a, x, states, decay)))
@@ -74,16 +79,16 @@ def _two_level(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor) -> torch.Tens
     return states
 
 
-def linear_scan(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool = False) -> torch.Tensor:
-    """All states of a linear recurrence along dim 0 (time).
+def linear_scan(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool = False, out=None) -> torch.Tensor:
+    """All states of a linear recurrence along dim 0 (time), written into ``out`` when given (forward only).
 
     Forward: h_t = a_t h_{t-1} + x_t from h_{-1} = h0.  Reverse (the adjoint): h_t = a_{t+1} h_{t+1} + x_t,
     where h0 stands for the already scaled a_S h_S that enters the last step.
     """
     if int(a[0].numel()) >= SEQUENTIAL_MIN_WIDTH:
-        return _sequential(a, x, h0, reverse)
+        return _sequential(a, x, h0, reverse, out)
     if not reverse:
-        return _two_level(a, x, h0)
+        return _two_level(a, x, h0, out)
     shifted = torch.cat([torch.ones_like(a[:1]), a[1:].flip(0)])
     return _two_level(shifted, x.flip(0), h0).flip(0)
 
@@ -140,9 +145,13 @@ class _Rows:
         row = math.prod(t.shape[3:])
         return t.as_strided((span, *t.shape[3:]), (row, *t.stride()[3:])), self._ids[strides]
 
-    def read(self, t: torch.Tensor) -> torch.Tensor:
-        """(B, Kx, L, ...) -> (S, K, B, ...) for this block's steps (Kx = 1: the same rows for every k)."""
+    def read(self, t: torch.Tensor, out=None) -> torch.Tensor:
+        """(B, Kx, L, ...) -> (S, K, B, ...) for this block's steps (Kx = 1: the same rows for every k),
+        into ``out`` (contiguous, (S, K, B, ...)) when given."""
         flat, ids = self._flat(t)
+        if out is not None:
+            torch.index_select(flat, 0, ids, out=out.view(-1, *t.shape[3:]))
+            return out.view(*self.shape, *t.shape[3:])
         return flat.index_select(0, ids).view(*self.shape, *t.shape[3:])
 
     def put(self, t: torch.Tensor, values: torch.Tensor):
@@ -159,7 +168,7 @@ class _Rows:
 class _Prepared:
     """Inputs in compute layout: per-token tensors channel-last, parameters broadcastable."""
 
-    def __init__(self, args: ScanArgs, dt: torch.Tensor | None = None):
+    def __init__(self, args: ScanArgs):
         batch, K, dim, length, N, groups = args.shape
         self.batch, self.d_state = int(batch), int(N)
         self.cdt = torch.float64 if args.u.dtype == torch.float64 else torch.float32
@@ -167,40 +176,66 @@ class _Prepared:
         cl = lambda t: None if t is None else _channel_last(t, self.cdt)  # noqa: E731
         self.u, self.z = cl(args.u), cl(args.z)  # (B, Kx, L, D)
         self.B, self.C = cl(args.B), cl(args.C)  # (B, K, L, G, N)
-        self.dt = self._channel_last_dt(args) if dt is None else dt  # (B, K, L, D)
+        self._delta, self._delta_cl = args.delta, None  # laid out on first use (the backward reads dt instead)
         param = lambda t, last: None if t is None else t.to(self.cdt).view(K, 1, *self.split, last)  # noqa: E731
         self.A = param(args.A, N)  # (K, 1, G, Dg, N)
         self.D = param(args.D, 1)
-        self.has_bias = args.delta_bias is not None
+        self.delta_bias = param(args.delta_bias, 1)
         self.softplus = args.delta_softplus
         index = args.index if args.index is not None else torch.arange(length, device=args.u.device).expand(K, length)
         self.index = index
         self.state_shape = (K, batch, groups, dim // groups, N)
+        self.steps_shape = (int(length), *self.state_shape[:-1])  # per-step tensors in scan order, N appended
 
-    def _channel_last_dt(self, args: ScanArgs) -> torch.Tensor:
-        """dt = softplus(delta + bias) (or without either), channel-last; the bias is added while laying out."""
-        if args.delta_bias is None:
-            pre = _channel_last(args.delta, self.cdt)
-        else:
-            delta = args.delta.movedim(-1, 2)  # (B, K, L, D) view
-            pre = torch.empty(delta.shape, dtype=self.cdt, device=delta.device)
-            torch.add(delta, args.delta_bias.to(self.cdt).unsqueeze(1), out=pre)
-        return F.softplus(pre) if args.delta_softplus else pre
+    def skip_in_image_order(self, args: ScanArgs) -> bool:
+        """Whether the skip term D u is taken once in image order rather than per direction: when the
+        directions' outputs are summed ungated, sum_k D_k u_k at a position is the same in any order
+        (and in the backward every direction's output gradient is grad_y itself)."""
+        return self.D is not None and args.merge == "sum" and self.z is None
 
-    def rows(self, start: int, stop: int) -> _Rows:
-        return _Rows(self.index[:, start:stop], self.batch)
+    def skip_per_input(self) -> torch.Tensor:
+        """sum of D_k over the directions that read each of u's Ku inputs (k % Ku), (Ku, 1, D)."""
+        K, Ku = self.D.shape[0], self.u.shape[1]
+        return self.D.view(K // Ku, Ku, 1, -1).sum(0)
+
+    def rows(self, steps: range) -> _Rows:
+        return _Rows(self.index[:, steps.start:steps.stop], self.batch)
+
+    def channels(self, rows: _Rows, t: torch.Tensor | None, out=None):
+        """A block's rows of a channel-last (B, Kx, L, D) tensor, (S, K, B, G, Dg, 1)."""
+        return None if t is None else rows.read(t, out).unflatten(-1, self.split).unsqueeze(-1)
 
     def block(self, rows: _Rows):
-        """(u, dt, B, C, z) of a block, shaped (S, K, B, G, Dg, 1|N)."""
-        chan = lambda t: None if t is None else rows.read(t).unflatten(-1, self.split).unsqueeze(-1)  # noqa: E731
-        u, dt, z = chan(self.u), chan(self.dt), chan(self.z)
+        """(u, B, C, z) of a block, shaped (S, K, B, G, Dg, 1|N)."""
+        u, z = self.channels(rows, self.u), self.channels(rows, self.z)
         Bm, Cm = rows.read(self.B).unsqueeze(-2), rows.read(self.C).unsqueeze(-2)
-        return u, dt, Bm, Cm, z
+        return u, Bm, Cm, z
+
+    def step_sizes(self, rows: _Rows, dt_out=None, slope_out=None):
+        """dt = softplus(delta + bias) at a block's steps (or without either), written into dt_out when
+        given, and softplus' slope sigmoid(delta + bias) into slope_out; shaped (S, K, B, G, Dg, 1)."""
+        if self._delta_cl is None:
+            self._delta_cl = _channel_last(self._delta, self.cdt)
+        pre = self.channels(rows, self._delta_cl, dt_out)
+        if self.delta_bias is not None:
+            pre += self.delta_bias
+        if not self.softplus:
+            return pre
+        if slope_out is not None:
+            torch.sigmoid(pre, out=slope_out)
+        dt = F.softplus(pre)
+        return dt if dt_out is None else pre.copy_(dt)
 
 
-def _decay(dt: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
-    """a = exp(dt A), (S, K, B, G, Dg, 1) x (K, 1, G, Dg, N), in one allocation."""
-    return torch.mul(dt, A).exp_()
+def keeps_steps(args: ScanArgs) -> bool:
+    """Whether a training forward keeps every step's decay and state for the backward: when the
+    state is no wider than the channels (N = 1), each costs one dt's memory and saves recomputing both."""
+    return int(args.shape[4]) == 1
+
+
+def _decay(dt: torch.Tensor, A: torch.Tensor, out=None) -> torch.Tensor:
+    """a = exp(dt A), (S, K, B, G, Dg, 1) x (K, 1, G, Dg, N), in one allocation (or ``out``)."""
+    return torch.mul(dt, A, out=out).exp_()
 
 
 def _sum_over_state(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -211,7 +246,9 @@ def _sum_over_state(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _sum_over_channels(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """sum_d x[..., d, 0] y[..., d, n]: (..., Dg, 1) x (..., Dg, N) -> (..., N), without the product tensor."""
+    """sum_d x[..., d, 0] y[..., d, n]: (..., Dg, 1) x (..., Dg, N) -> (..., N), without the product tensor for N > 1."""
+    if y.shape[-1] == 1:  # a batched dot product: cheaper than a matmul of 1-wide matrices
+        return (x * y).sum(-2)
     return torch.matmul(x.transpose(-1, -2), y).squeeze(-2)
 
 
@@ -220,30 +257,50 @@ def _over_steps_and_batch(t: torch.Tensor) -> torch.Tensor:
     return t.sum(0).sum(1, keepdim=True)
 
 
-def _blocks(length: int, block_len: int):
-    return [(s, min(s + block_len, length)) for s in range(0, length, block_len)]
+def _blocks(length: int, block_len: int) -> list[range]:
+    return [range(s, min(s + block_len, length)) for s in range(0, length, block_len)]
 
 
-def chunked_forward(args: ScanArgs, block_len: int = DEFAULT_BLOCK_LEN, keep_states: bool = True):
-    """Returns (y, last_state (B, K, D, N), block_states (nblocks, B, K, D, N), dt); y like the reference,
-    dt = softplus(delta + bias) channel-last (kept for the backward); block_states is empty
-    unless ``keep_states``."""
+def auto_block_len(args: ScanArgs) -> int:
+    """Steps per block: as many as keep a block's (steps, K, B, D, N) temporaries near BLOCK_ELEMENTS
+    values (cache-sized, and reused by the allocator instead of fresh pages), within the bounds."""
+    batch, K, dim, _, N, _ = args.shape
+    width = int(batch) * int(K) * int(dim) * int(N)
+    return min(DEFAULT_BLOCK_LEN, max(MIN_BLOCK_LEN, BLOCK_ELEMENTS // width))
+
+
+def chunked_forward(args: ScanArgs, block_len: int, training: bool = True):
+    """Returns (y, last_state (B, K, D, N), history); y like the reference.  ``history`` is what the
+    backward needs, in scan order: (dt, softplus' slope or None, decays or None, states), with every
+    step's decay and state when ``keeps_steps`` and otherwise the state entering each block; None
+    unless ``training``."""
     batch, K, dim, length, N, groups = args.shape
     p = _Prepared(args)
     # merge="none": every row is written exactly once (index rows are permutations), no zero fill
     new_y = torch.zeros if args.merge == "sum" else torch.empty
     y = new_y((batch, 1 if args.merge == "sum" else K, length, dim), dtype=p.cdt, device=args.u.device)
-    h = torch.zeros(p.state_shape, dtype=p.cdt, device=args.u.device)
-    block_states = []
-    for start, stop in _blocks(length, block_len):
-        if keep_states:
-            block_states.append(h)
-        rows = p.rows(start, stop)
-        u, dt, Bm, Cm, z = p.block(rows)
-        states = linear_scan(_decay(dt, p.A), dt * u * Bm, h)
+    skip_in_image_order = p.skip_in_image_order(args)
+    if skip_in_image_order:
+        y += (p.u * p.skip_per_input()).sum(1, keepdim=True)
+    new = lambda *shape: torch.empty(shape, dtype=p.cdt, device=y.device)  # noqa: E731
+    keep = training and keeps_steps(args)
+    blocks = _blocks(length, block_len)
+    dts, slopes = (new(*p.steps_shape, 1) if t else None for t in (training, training and p.softplus))
+    decays, states_kept = (new(*p.steps_shape, N), new(*p.steps_shape, N)) if keep else (None, None)
+    if training and not keep:
+        states_kept = new(len(blocks), *p.state_shape)  # the state entering each block
+    h = torch.zeros(p.state_shape, dtype=p.cdt, device=y.device)
+    for i, steps in enumerate(blocks):
+        at = lambda t: None if t is None else t[steps.start:steps.stop]  # noqa: E731
+        if training and not keep:
+            states_kept[i] = h
+        rows = p.rows(steps)
+        u, Bm, Cm, z = p.block(rows)
+        dt = p.step_sizes(rows, at(dts), at(slopes))
+        states = linear_scan(_decay(dt, p.A, out=at(decays)), dt * u * Bm, h, out=at(states_kept) if keep else None)
         h = states[-1]
         out = _sum_over_state(states, Cm)
-        if p.D is not None:
+        if p.D is not None and not skip_in_image_order:
             out = out.addcmul_(p.D, u)
         if z is not None:
             out = out.mul_(F.silu(z))
@@ -253,36 +310,41 @@ def chunked_forward(args: ScanArgs, block_len: int = DEFAULT_BLOCK_LEN, keep_sta
             rows.put(y, out.flatten(-3))
     y = _from_channel_last(y)
     y = y[:, 0] if args.merge == "sum" else y
-    to_bkdn = lambda s: s.flatten(-3, -2).transpose(-3, -4)  # (.., K, B, D, N) -> (.., B, K, D, N)  # noqa: E731
-    block_states = to_bkdn(torch.stack(block_states)) if keep_states else h.new_empty(0)
-    return y, to_bkdn(h), block_states, p.dt
+    last = h.flatten(-3, -2).transpose(0, 1)  # (K, B, D, N) -> (B, K, D, N)
+    return y, last, (dts, slopes, decays, states_kept) if training else None
 
 
-def chunked_backward(args: ScanArgs, block_states, dt, grad_y, grad_last, block_len: int = DEFAULT_BLOCK_LEN):
+def chunked_backward(args: ScanArgs, block_len: int, history, grad_y, grad_last):
     """Gradients of (u, delta, A, B, C, D, z, delta_bias), in the canonical shapes and input dtypes."""
     batch, K, dim, length, N, groups = args.shape
-    p = _Prepared(args, dt)
+    p = _Prepared(args)
     grad_y = _channel_last(grad_y.unsqueeze(1) if args.merge == "sum" else grad_y, p.cdt)
     zeros = lambda t: None if t is None else torch.zeros(t.shape, dtype=t.dtype, device=t.device)  # noqa: E731
-    g_u, g_delta, g_z, g_B, g_C = zeros(p.u), zeros(p.dt), zeros(p.z), zeros(p.B), zeros(p.C)
-    g_A, g_D = zeros(p.A), zeros(p.D)
-    g_bias = torch.zeros_like(p.A[..., :1]) if p.has_bias else None
-    from_bkdn = lambda s: s.transpose(-3, -4).unflatten(-2, p.split)  # noqa: E731
-    block_states = from_bkdn(block_states.to(p.cdt))
+    g_u, g_z, g_B, g_C = zeros(p.u), zeros(p.z), zeros(p.B), zeros(p.C)
+    g_delta = torch.zeros((batch, K, length, dim), dtype=p.cdt, device=g_u.device)
+    g_A, g_D, g_bias = zeros(p.A), zeros(p.D), zeros(p.delta_bias)
+    dts, slopes, decays, states_kept = history  # see chunked_forward
     lam_carry = torch.zeros(p.state_shape, dtype=p.cdt, device=args.u.device)
     if grad_last is not None:
-        lam_carry += from_bkdn(grad_last.to(p.cdt))
-    # softplus'(pre) = sigmoid(pre) = -expm1(-dt): the delta gradients are accumulated with that sign
-    sign = -1 if p.softplus else 1
-    ranges = _blocks(length, block_len)
-    for i in reversed(range(len(ranges))):
-        rows = p.rows(*ranges[i])
-        u, dt, Bm, Cm, z = p.block(rows)
-        a = _decay(dt, p.A)
+        lam_carry += grad_last.to(p.cdt).transpose(0, 1).unflatten(-2, p.split)
+    skip_in_image_order = p.skip_in_image_order(args)
+    if skip_in_image_order:
+        g_u.addcmul_(grad_y, p.skip_per_input())
+        g_D += (grad_y * p.u).sum(0).sum(1).repeat(K // p.u.shape[1], 1).view(g_D.shape)
+    blocks = _blocks(length, block_len)
+    for i in reversed(range(len(blocks))):
+        steps = blocks[i]
+        rows = p.rows(steps)
+        u, Bm, Cm, z = p.block(rows)
+        dt = dts[steps.start:steps.stop]
         dtu = dt * u
-        h0 = block_states[i]
-        states = linear_scan(a, dtu * Bm, h0)
-        gy = rows.read(grad_y).unflatten(-1, p.split).unsqueeze(-1)  # (S, K, B, G, Dg, 1)
+        if decays is not None:
+            a, states = decays[steps.start:steps.stop], states_kept[steps.start:steps.stop]
+            h0 = states_kept[steps.start - 1] if steps.start else torch.zeros_like(states[0])
+        else:
+            a, h0 = _decay(dt, p.A), states_kept[i]
+            states = linear_scan(a, dtu * Bm, h0)
+        gy = p.channels(rows, grad_y)  # (S, K, B, G, Dg, 1)
         if z is not None:
             y = _sum_over_state(states, Cm)
             if p.D is not None:
@@ -290,7 +352,7 @@ def chunked_backward(args: ScanArgs, block_states, dt, grad_y, grad_last, block_
             sig = torch.sigmoid(z)
             rows.add(g_z, (gy * y * sig * (1 + z * (1 - sig))).flatten(-3))
             gy = gy * z * sig
-        if p.D is not None:
+        if p.D is not None and not skip_in_image_order:
             g_D += _over_steps_and_batch(gy * u)
         rows.add(g_C, _sum_over_channels(gy, states))
         # adjoint lam_t = C_t gy_t + a_{t+1} lam_{t+1}, scanned backwards in time
@@ -298,7 +360,7 @@ def chunked_backward(args: ScanArgs, block_states, dt, grad_y, grad_last, block_
         lam_B = _sum_over_state(lam, Bm)
         rows.add(g_B, _sum_over_channels(dtu, lam))
         g_u_blk = lam_B * dt
-        if p.D is not None:
+        if p.D is not None and not skip_in_image_order:
             g_u_blk.addcmul_(gy, p.D)
         rows.add(g_u, g_u_blk.flatten(-3))
         # dL/d(a_t) h_{t-1} (in lam's storage): lam_t a_t h_{t-1}
@@ -312,11 +374,11 @@ def chunked_backward(args: ScanArgs, block_states, dt, grad_y, grad_last, block_
             g_dt.addcmul_(g_dA, p.A)
         else:
             g_dt += (g_dA * p.A).sum(-1, keepdim=True)
-        if p.softplus:
-            g_dt.mul_(torch.neg(dt).expm1_())
+        if slopes is not None:
+            g_dt.mul_(slopes[steps.start:steps.stop])
         if g_bias is not None:
-            g_bias.add_(_over_steps_and_batch(g_dt), alpha=sign)
-        rows.add(g_delta, g_dt.flatten(-3), alpha=sign)
+            g_bias += _over_steps_and_batch(g_dt)
+        rows.add(g_delta, g_dt.flatten(-3))
     back = lambda g: None if g is None else _from_channel_last(g)  # noqa: E731
     param = lambda g, *shape: None if g is None else g.view(*shape)  # noqa: E731
     grads = [back(g_u), back(g_delta), param(g_A, K, dim, N), back(g_B), back(g_C),
@@ -328,32 +390,25 @@ class _ChunkedScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, index, softplus, merge, block_len):
         args = ScanArgs(u, delta, A, B, C, D, z, delta_bias, softplus, index, merge)
+        training = any(ctx.needs_input_grad)
         with torch.autocast(u.device.type, enabled=False):  # fp32 state and sums whatever the autocast
-            y, last, block_states, dt = chunked_forward(args, block_len, keep_states=any(ctx.needs_input_grad))
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, index, block_states, dt)
+            y, last, history = chunked_forward(args, block_len, training)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, index, *(history or [None] * 4))
         ctx.options = (softplus, merge, block_len)
-        ctx.mark_non_differentiable(block_states)
-        return y.to(u.dtype), last, block_states
+        return y.to(u.dtype), last
 
     @staticmethod
-    def backward(ctx, grad_y, grad_last, _):
-        *tensors, index, block_states, dt = ctx.saved_tensors
+    def backward(ctx, grad_y, grad_last):
+        saved = ctx.saved_tensors  # unpacked once (activation checkpointing allows no more)
+        *tensors, index = saved[:9]
         softplus, merge, block_len = ctx.options
         args = ScanArgs(*tensors, softplus, index, merge)
         with torch.autocast(args.u.device.type, enabled=False):
-            grads = chunked_backward(args, block_states, dt, grad_y, grad_last, block_len)
+            grads = chunked_backward(args, block_len, saved[9:], grad_y, grad_last)
         return (*grads, None, None, None, None)
 
 
-def auto_block_len(args: ScanArgs) -> int:
-    """Steps per block: as many as keep a block's (steps, K, B, D, N) temporaries near BLOCK_ELEMENTS
-    values (cache-sized, and reused by the allocator instead of fresh pages), within the bounds."""
-    batch, K, dim, _, N, _ = args.shape
-    width = int(batch) * int(K) * int(dim) * int(N)
-    return min(DEFAULT_BLOCK_LEN, max(MIN_BLOCK_LEN, BLOCK_ELEMENTS // width))
-
-
 def selective_scan_chunked(args: ScanArgs, return_last_state: bool = False, block_len: int | None = None):
-    block_len = block_len or auto_block_len(args)
-    y, last, _ = _ChunkedScan.apply(*args.tensors(), args.index, args.delta_softplus, args.merge, block_len)
+    y, last = _ChunkedScan.apply(*args.tensors(), args.index, args.delta_softplus, args.merge,
+                                 block_len or auto_block_len(args))
     return y, (last if return_last_state else None)
