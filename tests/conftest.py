@@ -14,10 +14,10 @@ def _seed():
     torch.manual_seed(0)
 
 
-@pytest.fixture(params=["two-level", "step-by-step"])
+@pytest.fixture(params=[1, 5, 256], ids=lambda n: f"blocks-of-{n}")
 def small_blocks(request, monkeypatch):
-    """Makes the torch path cut sequences into blocks of 5 steps, so block carries are exercised,
-    and runs each test with both in-block scans (sub-chunks side by side, and one step at a time)."""
+    """Makes the torch path cut sequences into blocks of 1 or 5 steps, so block carries are exercised
+    (with sub-chunk tails inside a block of 5), or into one block for the tests' lengths."""
     from vision_ssm.ops.selective_scan import chunked
-    monkeypatch.setattr(chunked, "DEFAULT_BLOCK_LEN", 5)
-    monkeypatch.setattr(chunked, "SEQUENTIAL_MIN_WIDTH", 2 ** 62 if request.param == "two-level" else 1)
+    monkeypatch.setattr(chunked, "DEFAULT_BLOCK_LEN", request.param)
+    monkeypatch.setattr(chunked, "MIN_BLOCK_LEN", 1)

@@ -1,10 +1,9 @@
 """The fast pure-PyTorch selective scan (the CPU default).
 
 The sequence is cut into blocks of ``block_len`` steps.  Inside a block the linear recurrence
-h_t = a_t h_{t-1} + x_t is solved step by step when a step is wide (batch·directions·D·N large
-enough that one op per step costs little), otherwise by a two-level scan: sub-chunks of
-T ~ sqrt(block) steps scanned side by side (a Python loop over T, not over every step), then the
-sub-chunk carries chained.  Only products of decays in (0, 1] appear, so nothing overflows at any length.
+h_t = a_t h_{t-1} + x_t is solved by a two-level scan: sub-chunks of T ~ sqrt(block) steps scanned
+side by side (a Python loop over T, never over every step), then the sub-chunk carries chained.
+Only products of decays in (0, 1] appear, so nothing overflows at any length.
 
 Per-token inputs are read channel-last, (B, Kx, L, D): a token's D channels are one contiguous
 row, so each block gathers its K·B·S rows through the index map straight from a channel-last
@@ -32,65 +31,55 @@ BLOCK_ELEMENTS = 1 << 20  # a block's temporaries hold about this many values ea
 MIN_BLOCK_LEN = 4
 
 
-# Steps at least this wide are scanned one by one (each op big enough to amortise its dispatch,
-# and one pass instead of three); narrower ones by sub-chunks side by side.
-SEQUENTIAL_MIN_WIDTH = 6144
+def _two_level(d: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool = False, out=None) -> torch.Tensor:
+    """States of h_t = d_t h_{t-1} + x_t from h_{-1} = h0 (reverse: h_t = d_t h_{t+1} + x_t from h_S = h0).
 
-
-def _sequential(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool, out=None) -> torch.Tensor:
-    states = torch.empty_like(x) if out is None else out
-    last = a.shape[0] - 1
-    if not reverse:
-        torch.addcmul(x[0], a[0], h0, out=states[0])
-        for t in range(1, last + 1):
-            torch.addcmul(x[t], a[t], states[t - 1], out=states[t])
-    else:
-        torch.add(x[last], h0, out=states[last])
-        for t in range(last - 1, -1, -1):
-            torch.addcmul(x[t], a[t + 1], states[t + 1], out=states[t])
-    return states
-
-
-def _two_level(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, out=None) -> torch.Tensor:
-    """Forward recurrence by sub-chunks of ``sub`` steps (plus a shorter tail) scanned from zero
-    side by side with the running products of a; each sub-chunk's incoming state is then added,
-    scaled by those products."""
-    steps, rest = int(a.shape[0]), a.shape[1:]  # int(): sizes are tensors under jit tracing
+    Sub-chunks of ~sqrt(steps) steps are scanned from zero side by side, with the running products
+    of d (a Python loop over one sub-chunk's steps); their incoming states are then chained (a loop
+    over the sub-chunks) and added, scaled by those products."""
+    steps, rest = int(d.shape[0]), d.shape[1:]  # int(): sizes are tensors under jit tracing
     sub = max(1, math.isqrt(steps - 1) + 1)
     full, tail = divmod(steps, sub)
-    states, decay = torch.empty_like(x) if out is None else out, torch.empty_like(a)
-    parts = [tuple(t[:full * sub].view(full, sub, *rest) for t in (a, x, states, decay))]
+    states, decay = torch.empty_like(x) if out is None else out, torch.empty_like(d)
+    tensors = (d, x, states, decay)
+    parts = [tuple(t[:full * sub].view(full, sub, *rest) for t in tensors)]
     if tail:  # the shorter last sub-chunk, as a batch of one
-        parts.append(tuple(t[full * sub:].unsqueeze(0) for t in (a, x, states, decay)))
-    for pa, px, ps, pd in parts:
-        ps[:, 0], pd[:, 0] = px[:, 0], pa[:, 0]
-        for t in range(1, pa.shape[1]):
-            torch.addcmul(px[:, t], pa[:, t], ps[:, t - 1], out=ps[:, t])
-            torch.mul(pd[:, t - 1], pa[:, t], out=pd[:, t])
-    ends = [(ps[c, -1], pd[c, -1]) for _, _, ps, pd in parts for c in range(ps.shape[0])]
-    carries = torch.empty((len(ends),) + h0.shape, dtype=x.dtype, device=x.device)
-    carry = h0
-    for c, (local_end, decay_end) in enumerate(ends):
-        carries[c] = carry
-        carry = torch.addcmul(local_end, decay_end, carry)
-    for i, (_, _, ps, pd) in enumerate(parts):
-        incoming = carries[:full] if i == 0 else carries[full:]
-        ps.addcmul_(pd, incoming.unsqueeze(1))
+        parts.append(tuple(t[full * sub:].unsqueeze(0) for t in tensors))
+    ends = []  # per sub-chunk: (its state from zero, its decay product) where it hands over
+    for pd, px, ps, pp in parts:
+        order = range(pd.shape[1] - 1, -1, -1) if reverse else range(pd.shape[1])
+        h, p = px[:, order[0]], pd[:, order[0]]  # step 0 from zero: x and d themselves
+        for t in order[1:]:
+            h = torch.addcmul(px[:, t], pd[:, t], h, out=ps[:, t])
+            p = torch.mul(p, pd[:, t], out=pp[:, t])
+        ends += [(h[c], p[c]) for c in range(h.shape[0])]
+    carries = torch.empty((len(ends) + 1,) + h0.shape, dtype=x.dtype, device=x.device)
+    chain = list(reversed(range(len(ends)))) if reverse else list(range(len(ends)))
+    carries[chain[0]] = h0
+    for c, following in zip(chain, chain[1:]):  # the state entering each sub-chunk
+        torch.addcmul(ends[c][0], ends[c][1], carries[c], out=carries[following])
+    for i, (pd, px, ps, pp) in enumerate(parts):
+        incoming = (carries[:full] if i == 0 else carries[full:len(ends)]).unsqueeze(1)
+        first = pd.shape[1] - 1 if reverse else 0
+        rest_steps = slice(0, first) if reverse else slice(1, None)
+        torch.addcmul(px[:, first], pd[:, first], incoming[:, 0], out=ps[:, first])
+        ps[:, rest_steps].addcmul_(pp[:, rest_steps], incoming)
     return states
 
 
 def linear_scan(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool = False, out=None) -> torch.Tensor:
-    """All states of a linear recurrence along dim 0 (time), written into ``out`` when given (forward only).
+    """All states of a linear recurrence along dim 0 (time), written into ``out`` when given.
 
     Forward: h_t = a_t h_{t-1} + x_t from h_{-1} = h0.  Reverse (the adjoint): h_t = a_{t+1} h_{t+1} + x_t,
     where h0 stands for the already scaled a_S h_S that enters the last step.
     """
-    if int(a[0].numel()) >= SEQUENTIAL_MIN_WIDTH:
-        return _sequential(a, x, h0, reverse, out)
     if not reverse:
-        return _two_level(a, x, h0, out)
-    shifted = torch.cat([torch.ones_like(a[:1]), a[1:].flip(0)])
-    return _two_level(shifted, x.flip(0), h0).flip(0)
+        return _two_level(a, x, h0, out=out)
+    states = torch.empty_like(x) if out is None else out
+    torch.add(x[-1], h0, out=states[-1])
+    if x.shape[0] > 1:
+        _two_level(a[1:], x[:-1], states[-1], reverse=True, out=states[:-1])
+    return states
 
 
 def _row_strides(t: torch.Tensor):
@@ -246,7 +235,7 @@ def _sum_over_state(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _sum_over_channels(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """sum_d x[..., d, 0] y[..., d, n]: (..., Dg, 1) x (..., Dg, N) -> (..., N), without the product tensor for N > 1."""
+    """sum_d x[..., d, 0] y[..., d, n]: (..., Dg, 1) x (..., Dg, N) -> (..., N) (a matmul for N > 1)."""
     if y.shape[-1] == 1:  # a batched dot product: cheaper than a matmul of 1-wide matrices
         return (x * y).sum(-2)
     return torch.matmul(x.transpose(-1, -2), y).squeeze(-2)
