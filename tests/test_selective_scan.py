@@ -218,6 +218,25 @@ def test_linear_scan_matches_the_step_loop(steps):
     torch.testing.assert_close(linear_scan(a, x, h0, reverse=True), torch.stack(reverse), rtol=1e-12, atol=1e-12)
 
 
+def test_torch_path_keeps_nothing_for_a_backward_under_no_grad(monkeypatch):
+    """Under torch.no_grad (inputs requiring grad, as a model's parameters do) the forward keeps no
+    history for a backward; with grad mode on it does."""
+    from vision_ssm.ops.selective_scan import chunked
+    seen = []
+    forward = chunked.chunked_forward
+
+    def recording(args, block_len, training=True):
+        seen.append(training)
+        return forward(args, block_len, training)
+
+    monkeypatch.setattr(chunked, "chunked_forward", recording)
+    inputs = make_plain(1, 3, 6, 1)
+    with torch.no_grad():
+        selective_scan(**inputs, delta_softplus=True, backend="torch")
+    selective_scan(**inputs, delta_softplus=True, backend="torch").sum().backward()
+    assert seen == [False, True]
+
+
 def test_long_sequence_is_finite():
     """L = 65,536 with realistic dt (softplus of ~N(-4, 1)) and A = -(1..16) neither overflows nor NaNs."""
     length, dim, N = 65536, 2, 16

@@ -42,6 +42,12 @@ class ScanArgs:
     def tensors(self):
         return (self.u, self.delta, self.A, self.B, self.C, self.D, self.z, self.delta_bias)
 
+    def backward_can_follow(self) -> bool:
+        """Whether a backward may follow the forward (grad mode on, some input requiring grad).
+        Decided before an autograd Function runs: inside its forward grad mode is off, and
+        ``ctx.needs_input_grad`` is set even under ``torch.no_grad``."""
+        return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in self.tensors())
+
 
 def _fail(name: str, expected: str, tensor: torch.Tensor):
     raise ValueError(f"selective_scan: `{name}` must be {expected}, got shape {tuple(tensor.shape)}")

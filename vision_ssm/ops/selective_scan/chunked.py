@@ -377,9 +377,8 @@ def chunked_backward(args: ScanArgs, block_len: int, history, grad_y, grad_last)
 
 class _ChunkedScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, index, softplus, merge, block_len):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, index, softplus, merge, block_len, training):
         args = ScanArgs(u, delta, A, B, C, D, z, delta_bias, softplus, index, merge)
-        training = any(ctx.needs_input_grad)
         with torch.autocast(u.device.type, enabled=False):  # fp32 state and sums whatever the autocast
             y, last, history = chunked_forward(args, block_len, training)
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, index, *(history or [None] * 4))
@@ -394,10 +393,10 @@ class _ChunkedScan(torch.autograd.Function):
         args = ScanArgs(*tensors, softplus, index, merge)
         with torch.autocast(args.u.device.type, enabled=False):
             grads = chunked_backward(args, block_len, saved[9:], grad_y, grad_last)
-        return (*grads, None, None, None, None)
+        return (*grads, None, None, None, None, None)
 
 
 def selective_scan_chunked(args: ScanArgs, return_last_state: bool = False, block_len: int | None = None):
     y, last = _ChunkedScan.apply(*args.tensors(), args.index, args.delta_softplus, args.merge,
-                                 block_len or auto_block_len(args))
+                                 block_len or auto_block_len(args), args.backward_can_follow())
     return y, (last if return_last_state else None)

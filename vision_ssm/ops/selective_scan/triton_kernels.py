@@ -731,8 +731,7 @@ def selective_scan_triton(args: ScanArgs, return_last_state: bool = False):
     _check_dtypes(args)
     if args.u.shape[-1] == 0 or args.u.shape[0] == 0:
         raise ValueError("selective_scan (triton): empty batch or sequence")
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in args.tensors())
+    needs_grad = args.backward_can_follow()
     out = _SelectiveScanTritonFn.apply(args.u, args.delta, args.A, args.B, args.C, args.D,
                                        args.z, args.delta_bias, args.index, args.delta_softplus,
                                        args.merge, bool(return_last_state), needs_grad)
