@@ -148,10 +148,10 @@ class _Rows:
         flat, ids = self._flat(t)
         flat.index_copy_(0, ids, values.reshape(-1, *values.shape[3:]))
 
-    def add(self, t: torch.Tensor, values: torch.Tensor, alpha: float = 1):
-        """Adds alpha·values (S, K, B, ...) at the block's rows of (B, Kx, L, ...) (summing directions if Kx=1)."""
+    def add(self, t: torch.Tensor, values: torch.Tensor):
+        """Adds values (S, K, B, ...) at the block's rows of (B, Kx, L, ...) (summing directions if Kx=1)."""
         flat, ids = self._flat(t)
-        flat.index_add_(0, ids, values.reshape(-1, *values.shape[3:]), alpha=alpha)
+        flat.index_add_(0, ids, values.reshape(-1, *values.shape[3:]))
 
 
 class _Prepared:
