@@ -53,13 +53,13 @@ def _two_level(d: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool
             h = torch.addcmul(px[:, t], pd[:, t], h, out=ps[:, t])
             p = torch.mul(p, pd[:, t], out=pp[:, t])
         ends += [(h[c], p[c]) for c in range(h.shape[0])]
-    carries = torch.empty((len(ends) + 1,) + h0.shape, dtype=x.dtype, device=x.device)
+    carries = torch.empty((len(ends),) + h0.shape, dtype=x.dtype, device=x.device)
     chain = list(reversed(range(len(ends)))) if reverse else list(range(len(ends)))
     carries[chain[0]] = h0
     for c, following in zip(chain, chain[1:]):  # the state entering each sub-chunk
         torch.addcmul(ends[c][0], ends[c][1], carries[c], out=carries[following])
     for i, (pd, px, ps, pp) in enumerate(parts):
-        incoming = (carries[:full] if i == 0 else carries[full:len(ends)]).unsqueeze(1)
+        incoming = (carries[:full] if i == 0 else carries[full:]).unsqueeze(1)
         first = pd.shape[1] - 1 if reverse else 0
         rest_steps = slice(0, first) if reverse else slice(1, None)
         torch.addcmul(px[:, first], pd[:, first], incoming[:, 0], out=ps[:, first])
@@ -275,18 +275,20 @@ def chunked_forward(args: ScanArgs, block_len: int, training: bool = True):
     keep = training and keeps_steps(args)
     blocks = _blocks(length, block_len)
     dts, slopes = (new(*p.steps_shape, 1) if t else None for t in (training, training and p.softplus))
-    decays, states_kept = (new(*p.steps_shape, N), new(*p.steps_shape, N)) if keep else (None, None)
-    if training and not keep:
-        states_kept = new(len(blocks), *p.state_shape)  # the state entering each block
+    decays = every_state = entering = None
+    if keep:
+        decays, every_state = new(*p.steps_shape, N), new(*p.steps_shape, N)
+    elif training:
+        entering = new(len(blocks), *p.state_shape)  # the state entering each block
     h = torch.zeros(p.state_shape, dtype=p.cdt, device=y.device)
     for i, steps in enumerate(blocks):
         at = lambda t: None if t is None else t[steps.start:steps.stop]  # noqa: E731
-        if training and not keep:
-            states_kept[i] = h
+        if entering is not None:
+            entering[i] = h
         rows = p.rows(steps)
         u, Bm, Cm, z = p.block(rows)
         dt = p.step_sizes(rows, at(dts), at(slopes))
-        states = linear_scan(_decay(dt, p.A, out=at(decays)), dt * u * Bm, h, out=at(states_kept) if keep else None)
+        states = linear_scan(_decay(dt, p.A, out=at(decays)), dt * u * Bm, h, out=at(every_state))
         h = states[-1]
         out = _sum_over_state(states, Cm)
         if p.D is not None and not skip_in_image_order:
@@ -300,7 +302,7 @@ def chunked_forward(args: ScanArgs, block_len: int, training: bool = True):
     y = _from_channel_last(y)
     y = y[:, 0] if args.merge == "sum" else y
     last = h.flatten(-3, -2).transpose(0, 1)  # (K, B, D, N) -> (B, K, D, N)
-    return y, last, (dts, slopes, decays, states_kept) if training else None
+    return y, last, (dts, slopes, decays, every_state if keep else entering) if training else None
 
 
 def chunked_backward(args: ScanArgs, block_len: int, history, grad_y, grad_last):
