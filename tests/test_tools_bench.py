@@ -200,11 +200,36 @@ def test_benchmark_scans_pathfinder_options(tmp_path, tools, capsys):
     assert main([*common, "--pathfinder-difficulty", "trivial", "--train-options", "smoothing=0", "drop_path=0.0"]) == 0
     assert len(list((tmp_path / "cache").glob("pathfinder-*.npz"))) == 2  # train and val, generated once
     capsys.readouterr()
-    assert main([*common, "--pathfinder-difficulty", "impossible"]) == 2
-    assert "trivial" in capsys.readouterr().err
+    fresh = [*common[:-1], str(tmp_path / "bad")]
+    with pytest.raises(SystemExit):  # a bad training setting stops the run before any measurement
+        main([*fresh, "--pathfinder-difficulty", "impossible"])
+    assert "trivial" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     with pytest.raises(SystemExit):
         main([*common, "--train-options", "smoothin=0"])
     assert "unknown setting 'smoothin'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # each run sets its own seed: one for all would fake the spread
+        main([*common, "--train-options", "seed=5"])
+    assert "'seed' is set by each run" in capsys.readouterr().err
+
+
+def test_benchmark_scans_repeated_flags_accumulate(tmp_path, tools):
+    out = tmp_path / "bs"
+    code = tools["benchmark_scans"].main(
+        ["--scans", "raster", "--scans", "cross", "--model-kwargs", "dims=8", "--model-kwargs", "depths=1,1,1,1",
+         "--sizes", "32", "--batch", "1", "--repeats", "1", "--warmup", "0", "--no-flops", "--no-memory",
+         "--no-train-throughput", "--out", str(out)])
+    assert code == 0
+    result = json.loads((out / "benchmark_scans.json").read_text())
+    assert result["scans"] == ["raster", "cross"] and result["model_kwargs"] == {"dims": 8, "depths": [1, 1, 1, 1]}
+
+
+def test_scan_options_split_at_top_level_commas():
+    from vision_ssm.bench.scans import _top_level_split, parse_scan
+    assert _top_level_split("a=(1,2),b='x,y',c=[3,[4,5]]") == ["a=(1,2)", "b='x,y'", "c=[3,[4,5]]"]
+    label, spec = parse_scan("local:window=2,directions=('row','col')")
+    assert spec == {"name": "local", "window": 2, "directions": ("row", "col")}
+    with pytest.raises(ValueError, match="--scans expects key=value"):
+        parse_scan("cross:foo")
 
 
 def test_benchmark_scans_bad_arguments(tools, capsys):
@@ -225,6 +250,12 @@ def test_benchmark_scans_bad_arguments(tools, capsys):
     with pytest.raises(SystemExit):
         main([*tiny, "--scans", "raster", "--train", "/no/such/dir"])
     assert "ImageFolder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # training settings without --train would be ignored
+        main([*tiny, "--scans", "raster", "--lr", "0.1", "--seeds", "3"])
+    assert "--seeds, --lr only apply with --train" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--scaling", "--no-train-throughput"])
+    assert "do not apply to --scaling" in capsys.readouterr().err
 
 
 def test_model_zoo_tiny(tmp_path, tools, capsys):

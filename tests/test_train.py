@@ -150,7 +150,12 @@ def test_ddp_two_processes_match_one_process(tmp_path):
     (dict(model="vit_tiny_patch16_22"), r"--model 'vit_tiny_patch16_22' is not a registered.*vit_tiny_patch16_224"),
     (dict(scan="no_such_scan"), r"--scan 'no_such_scan' is unknown.*available scans: .*raster"),
     (dict(scan="raster"), r"--scan 'raster': model 'vit_tiny_patch16_224' does not take a scan="),
-    (dict(data_dir="/no/such/dir"), r"--data-dir '/no/such/dir' does not exist"),
+    (dict(data_dir="/no/such/dir", dataset=None, train_samples=None, val_samples=None),
+     r"--data-dir '/no/such/dir' does not exist"),
+    (dict(data_dir="/no/such/dir"), r"--dataset, --train-samples, --val-samples cannot be combined with --data-dir"),
+    (dict(epochs=2, warmup_epochs=2), r"--warmup-epochs \(2\) must be less than --epochs \(2\)"),
+    (dict(drop=0.3, model_kwargs=dict(TINY["model_kwargs"], drop_rate=0.1)),
+     r"--drop 0.3 conflicts with --model-kwargs drop_rate=0.1"),
     (dict(dataset="imagenet"), r"unknown dataset 'imagenet'"),
     (dict(model_kwargs=dict(TINY["model_kwargs"], img_size=16), img_size=50), r"--img-size 50: model .* cannot take 50x50"),
     (dict(lr=-1.0), r"--lr must be in \(0.0, inf\)"),
@@ -264,3 +269,10 @@ def test_vmamba_trains_with_scan(tmp_path):
     assert res["epochs_completed"] == 1 and res["steps"] == 2
     args = load_checkpoint_file(os.path.join(res["output_dir"], "last.pth"))["args"]
     assert args["scan"] == "cross"
+
+
+def test_model_kwargs_given_twice_is_an_error():
+    from vision_ssm.train.config import parse_kwargs
+    assert parse_kwargs(["a=1", "b=[1,2]"]) == {"a": 1, "b": [1, 2]}
+    with pytest.raises(ValueError, match="--model-kwargs: 'a' is given twice"):
+        parse_kwargs(["a=1", "a=2"])

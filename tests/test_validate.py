@@ -95,3 +95,23 @@ def test_validate_errors(run, tmp_path, capsys):
     torch.save(ckpt, tmp_path / "no_ema.pth")
     with pytest.raises((ValueError, KeyError), match="EMA"):
         validate(checkpoint=str(tmp_path / "no_ema.pth"), use_ema=True, quiet=True)
+
+
+def test_validate_data_choice_and_weights_conflicts(run):
+    last = os.path.join(run["output_dir"], "last.pth")
+    with pytest.raises(ValueError, match="--dataset .* or --data-dir .*, not both"):
+        validate(checkpoint=last, dataset="digits", data_dir="/somewhere", quiet=True)
+    with pytest.raises(ValueError, match="--checkpoint cannot be combined with --pretrained"):
+        validate(checkpoint=last, pretrained=True, quiet=True)
+    with pytest.raises(ValueError, match="applies to digits and pathfinder, not to the ImageFolder"):
+        validate(checkpoint=last, data_dir=os.path.dirname(last), val_samples=4, quiet=True)
+
+
+def test_validate_explicit_dataset_wins_over_the_checkpoints_folder(run, tmp_path):
+    """A run trained on a folder, validated on --dataset digits: the folder is not used."""
+    ckpt = load_checkpoint_file(os.path.join(run["output_dir"], "last.pth"))
+    ckpt["args"] = dict(ckpt["args"], dataset=None, data_dir=str(tmp_path / "no_such_tree"), val_samples=None)
+    torch.save(ckpt, tmp_path / "folder_run.pth")
+    got = validate(checkpoint=str(tmp_path / "folder_run.pth"), dataset="digits", val_samples=48, quiet=True)
+    assert got["dataset"] == "digits" and got["samples"] == 48
+    assert got["top1"] == pytest.approx(run["final_top1"], abs=1e-9)

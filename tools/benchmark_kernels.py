@@ -21,8 +21,8 @@ def main(argv=None):
     parser.add_argument("--out", default="outputs/benchmark_kernels", help="output directory for JSON and PNG")
     parser.add_argument("--batch", type=int, default=32, help="batch size (default 32, as in the targets)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--backends", nargs="+", choices=["ref", "torch", "triton"], help="default: all available")
-    parser.add_argument("--shapes", nargs="+", help="shape names (default: VMamba-T[s1l8] stages 1-4 and Vim-T; "
+    parser.add_argument("--backends", nargs="+", action="extend", choices=["ref", "torch", "triton"], help="default: all available")
+    parser.add_argument("--shapes", nargs="+", action="extend", help="shape names (default: VMamba-T[s1l8] stages 1-4 and Vim-T; "
                         "'all' adds VMamba-S/B stage 1, Vim-S, and Vim-T/S at 1248 px)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ref-budget", type=float, default=120.0, help="seconds allowed per ref measurement")

@@ -25,10 +25,10 @@ from vision_ssm.bench import models as bench  # noqa: E402
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=None, metavar="NAME",
+    p.add_argument("--models", nargs="+", action="extend", default=None, metavar="NAME",
                    help="timm names or aliases (vmamba_t, swin_t, convnext_t, vim_t, deit_t); 'zoo' = every "
                         "vision_ssm model (default: the VMamba-T/Swin-T/ConvNeXt-T and Vim-T/DeiT-T plan)")
-    p.add_argument("--sizes", nargs="+", type=int, default=None, metavar="PX",
+    p.add_argument("--sizes", nargs="+", action="extend", type=int, default=None, metavar="PX",
                    help="resolutions for every model "
                         "(default: 224 for VMamba/Swin/ConvNeXt, 224 512 1024 for Vim/DeiT)")
     p.add_argument("--batch", type=int, default=None, help="batch size (default 8 on CPU, 128 on CUDA)")
@@ -43,12 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=None, help="warm-up calls (default 1 CPU, 3 CUDA)")
     p.add_argument("--budget", type=float, default=None, help="seconds per measurement: repeats stop past it, and a warm-up call longer "
                         "than it is taken as the measurement (one call for very slow configurations)")
-    p.add_argument("--model-kwargs", nargs="*", default=[], metavar="[MODEL:]KEY=VALUE",
+    p.add_argument("--model-kwargs", nargs="*", action="extend", default=[], metavar="[MODEL:]KEY=VALUE",
                    help="model arguments (Python literals); MODEL: prefix = only that model")
     p.add_argument("--free-scan", action="store_true",
                    help="run the SSM models with the selective scan replaced by a zero-cost stand-in "
                         "(zeros): the bound that no scan backend can beat")
-    p.add_argument("--pairs", nargs="+", default=None, metavar="A:B",
+    p.add_argument("--pairs", nargs="+", action="extend", default=None, metavar="A:B",
                    help="ratio pairs (default vmamba_t:swin_t vmamba_t:convnext_t vim_t:deit_t)")
     p.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                    help="one subprocess per (model, size) (default: yes, except with --quick)")

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--use-ema", action="store_true", help="take the EMA weights (model_ema) of a training dict")
     p.add_argument("--img-size", type=int, default=None,
                    help="build the model for this resolution (position embeddings interpolated)")
-    p.add_argument("--model-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+    p.add_argument("--model-kwargs", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
                    help="extra model arguments (e.g. num_classes=100 for a fine-tuned head)")
     p.add_argument("--check-forward", action="store_true", help="also run one forward pass of the converted model")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -24,7 +24,7 @@ from vision_ssm.bench import models as bench  # noqa: E402
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=None, metavar="NAME",
+    p.add_argument("--models", nargs="+", action="extend", default=None, metavar="NAME",
                    help="subset of the zoo (default: every model vision_ssm registers)")
     p.add_argument("--out", default=str(ROOT / "model_zoo.md"), help="markdown file to update (default model_zoo.md)")
     p.add_argument("--cache", default=str(ROOT / "outputs" / "model_zoo_cache.json"),
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds per throughput measurement: repeats stop past it, and a warm-up call longer "
                         "than it is taken as the measurement")
     p.add_argument("--img-size", type=int, default=224, help="resolution of GFLOPs and throughput (default 224)")
-    p.add_argument("--model-kwargs", nargs="*", default=[], metavar="[MODEL:]KEY=VALUE",
+    p.add_argument("--model-kwargs", nargs="*", action="extend", default=[], metavar="[MODEL:]KEY=VALUE",
                    help="model arguments (for tests / variants; they become part of the cache key)")
     p.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
                    help="measure each model in its own subprocess (default yes)")

@@ -20,7 +20,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--size", nargs=2, type=int, default=(8, 8), metavar=("H", "W"), help="grid size (default 8 8)")
-    parser.add_argument("--scans", nargs="+", default=None, metavar="NAME",
+    parser.add_argument("--scans", nargs="+", action="extend", default=None, metavar="NAME",
                         help=f"strategies to draw (default all: {' '.join(scans.list_scans())})")
     parser.add_argument("--photo", nargs="?", const="astronaut", default=None, metavar="IMAGE",
                         help="draw over a scikit-image bundled photo (default astronaut)")

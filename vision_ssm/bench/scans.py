@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from . import models as bench_models
+from ..train.config import plain_values
 from .measure import markdown_table
 
 __all__ = ["DEFAULT_MODEL", "SMALL_KWARGS", "QUICK_SCANS", "SCALING_SIZES", "parse_scan", "parse_scans",
@@ -59,9 +60,27 @@ def parse_scan(item: str) -> tuple[str, Any]:
         close = difflib.get_close_matches(name, scans.list_scans(), n=3)
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
         raise ValueError(f"unknown scan {name!r}{hint}; available scans: {', '.join(scans.list_scans())}")
-    options = parse_kwargs([o for o in opts.split(",") if o.strip()]) if opts else {}
+    options = parse_kwargs([o for o in _top_level_split(opts) if o.strip()], flag="--scans") if opts else {}
     scans.get_scan(name, **options)  # validates the options
     return item, (dict(name=name, **options) if options else name)
+
+
+def _top_level_split(text: str, sep: str = ",") -> list[str]:
+    """``text`` split at the ``sep`` outside brackets and quotes: ``"a=(1,2),b='x,y'"`` -> two items."""
+    items, depth, quote, start = [], 0, None, 0
+    for i, c in enumerate(text):
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == sep and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    return items + [text[start:]]
 
 
 def parse_scans(items: Sequence[str] | None, quick: bool = False) -> list[tuple[str, Any]]:
@@ -135,20 +154,24 @@ def run_scan_benchmark(
         row["scan"] = row.pop("key", label)
         row["scan_spec"] = scan_arg
         row["directions"] = _directions(scan_arg)
-    accuracy: list[dict[str, Any]] = []
+    result = dict(rows=rows, accuracy=[], model=model, label=bench_models.label_of(model),
+                  model_kwargs=plain_values(kwargs), sizes=list(sizes), scans=[label for label, _ in scan_list],
+                  task=task, seeds=list(seeds) if task else [], train_options=plain_values(dict(train_options or {})),
+                  device=bench_models.device_name(device), date=date.today().isoformat(), torch=torch.__version__,
+                  threads=threads, batch=batch, amp=amp, repeats=repeats, warmup=warmup)
     if task:
-        accuracy = train_scans(model, scan_list, task, model_kwargs=kwargs, seeds=seeds, device=device,
-                               options=train_options, out_dir=out_dir, progress=progress)
-        by_scan = {a["scan"]: a for a in accuracy}
+        if out_dir is not None:  # the measurements are kept whatever becomes of the training runs
+            paths = write_outputs(result, out_dir)
+            if progress:
+                progress(f"measurements written to {paths['json']}; training each scan on {task}")
+        result["accuracy"] = train_scans(model, scan_list, task, model_kwargs=kwargs, seeds=seeds, device=device,
+                                         options=train_options, out_dir=out_dir, progress=progress)
+        by_scan = {a["scan"]: a for a in result["accuracy"]}
         for row in rows:
             acc = by_scan.get(row["scan"])
             if acc and acc.get("n"):
                 row.update(acc_mean=acc["mean"], acc_std=acc["std"], acc_n=acc["n"])
-    return dict(rows=rows, accuracy=accuracy, model=model, label=bench_models.label_of(model),
-                model_kwargs=_plain(kwargs), sizes=list(sizes), scans=[label for label, _ in scan_list],
-                task=task, seeds=list(seeds) if task else [], train_options=_plain(dict(train_options or {})),
-                device=bench_models.device_name(device), date=date.today().isoformat(), torch=torch.__version__,
-                threads=threads, batch=batch, amp=amp, repeats=repeats, warmup=warmup)
+    return result
 
 
 def _resolve_task(task: str) -> dict[str, Any]:
@@ -171,7 +194,40 @@ def parse_train_options(items: Sequence[str]) -> dict[str, Any]:
     for key in options:
         if key not in fields:
             raise ValueError(f"--train-options: unknown setting {key!r}; known: {', '.join(sorted(fields))}")
+        if key in PER_RUN_SETTINGS:
+            raise ValueError(f"--train-options: {key!r} is set by each run (from --model, --model-kwargs, --scans, "
+                             f"--seeds, --train, --device, --out); it cannot be overridden")
     return options
+
+
+# TrainConfig fields that train_scans sets for each (strategy, seed) run
+PER_RUN_SETTINGS = ("model", "model_kwargs", "scan", "seed", "device", "output", "resume", "dataset", "data_dir",
+                    "progress", "plot")
+
+
+def _run_config(model: str, label: str, scan_arg: Any, seed: int, data: Mapping[str, Any], *,
+                model_kwargs: Mapping[str, Any] | None, device: str, options: Mapping[str, Any],
+                root: Path) -> dict[str, Any]:
+    """The TrainConfig of one (strategy, seed) run."""
+    kwargs = dict(model_kwargs or {})
+    cfg: dict[str, Any] = dict(model=model, model_kwargs=kwargs, seed=int(seed), device=device,
+                               output=str(root / f"{_slug(label)}-seed{seed}"), progress="none", plot=False, **data)
+    if isinstance(scan_arg, str):
+        cfg["scan"] = scan_arg
+    else:
+        kwargs["scan"] = dict(scan_arg)
+    cfg.update(options)
+    return cfg
+
+
+def check_training(model: str, scan: tuple[str, Any], task: str, *, model_kwargs: Mapping[str, Any] | None = None,
+                   seed: int = 0, device: str = "cpu", options: Mapping[str, Any] | None = None) -> None:
+    """Raises ValueError naming the setting when the training runs of ``train_scans`` are misconfigured
+    (checked before any measurement, so a bad setting does not surface after them)."""
+    from vision_ssm.train import TrainConfig
+    label, scan_arg = scan
+    TrainConfig.from_any(_run_config(model, label, scan_arg, seed, _resolve_task(task), model_kwargs=model_kwargs,
+                                     device=device, options=dict(options or {}), root=Path("unused")))
 
 
 def train_scans(model: str, scan_list: Sequence[tuple[str, Any]], task: str, *,
@@ -198,15 +254,8 @@ def train_scans(model: str, scan_list: Sequence[tuple[str, Any]], task: str, *,
         runs, errors = [], []
         for seed in seeds:
             done += 1
-            kwargs = dict(model_kwargs or {})
-            cfg: dict[str, Any] = dict(model=model, model_kwargs=kwargs, seed=int(seed), device=device,
-                                       output=str(root / f"{_slug(label)}-seed{seed}"), progress="none", plot=False,
-                                       **data)
-            if isinstance(scan_arg, str):
-                cfg["scan"] = scan_arg
-            else:
-                kwargs["scan"] = dict(scan_arg)
-            cfg.update(options)
+            cfg = _run_config(model, label, scan_arg, seed, data, model_kwargs=model_kwargs, device=device,
+                              options=options, root=root)
             t0 = time.perf_counter()
             try:
                 res = train(cfg)
@@ -232,16 +281,6 @@ def train_scans(model: str, scan_list: Sequence[tuple[str, Any]], task: str, *,
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-
-
-def _plain(value):
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
 
 
 TABLE_COLUMNS = ["scan", "directions", "img_size", "params_m", "gflops", "infer_ips", "train_ips", "infer_peak_mib",
@@ -277,7 +316,7 @@ def write_outputs(result: Mapping[str, Any], out_dir: str | os.PathLike,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {ext: str(out / f"{stem}.{ext}") for ext in ("json", "csv", "md", "png")}
-    Path(paths["json"]).write_text(json.dumps(_plain(result), indent=2))
+    Path(paths["json"]).write_text(json.dumps(plain_values(result), indent=2))
     with open(paths["csv"], "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
@@ -465,7 +504,7 @@ def write_scaling_outputs(result: Mapping[str, Any], out_dir: str | os.PathLike,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {ext: str(out / f"{stem}.{ext}") for ext in ("json", "csv", "md", "png")}
-    Path(paths["json"]).write_text(json.dumps(_plain(result), indent=2))
+    Path(paths["json"]).write_text(json.dumps(plain_values(result), indent=2))
     cols = ["model", "label", "img_size", "batch", "amp", "params", "infer_ms", "infer_ms_per_image", "infer_ips",
             "infer_peak_mib", "train_ms", "train_ms_per_image", "train_ips", "train_peak_mib", "error"]
     with open(paths["csv"], "w", newline="", encoding="utf-8") as f:

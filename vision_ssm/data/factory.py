@@ -74,7 +74,7 @@ def create_dataset(
             flips/rotations; folders: timm's train transform).  Other splits are never augmented.
         mean, std: normalisation (default ImageNet's, as for timm models).
         num_samples: digits: use the first N samples of the split; pathfinder: generate N
-            (default 5000 train / 1000 val); folders: ignored.
+            (default 5000 train / 1000 val); folders: an error (they are used whole).
         data_seed: pathfinder generation seed (the data stay fixed when ``seed`` changes).
         difficulty: pathfinder difficulty (``easy``/``medium``/``hard``, 0/1/2, or a dict of
             :class:`~vision_ssm.data.pathfinder.PathfinderSpec` fields).
@@ -113,6 +113,9 @@ def create_dataset(
         raise ValueError(
             f"unknown dataset {name!r}{hint}: expected one of {list(BUILTIN_DATASETS)} or an existing "
             f"ImageFolder directory (--data-dir)")
+    if num_samples is not None:
+        raise ValueError(f"a sample count ({num_samples}) applies to digits and pathfinder, not to the ImageFolder "
+                         f"tree {name!r}, which is used whole")
     return _image_folder(name, split, img_size, seed, train_aug, mean, std, interpolation, crop_pct)
 
 

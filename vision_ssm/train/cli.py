@@ -22,14 +22,14 @@ def build_train_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", "-m", default=None, help="timm model name, e.g. vmamba_tiny_s1l8 (required)")
     g.add_argument("--pretrained", action="store_true", help="start from the model's pretrained weights")
     g.add_argument("--pretrained-path", default=None, help="load this local file as the pretrained weights")
-    g.add_argument("--model-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+    g.add_argument("--model-kwargs", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
                    help="extra model arguments, values parsed as Python literals (e.g. dims=32 depths=[1,1,2,1])")
     g.add_argument("--num-classes", type=int, default=None, help="classifier size (default: the dataset's)")
     g.add_argument("--drop", type=float, default=None, help="dropout rate (model default if unset)")
     g.add_argument("--drop-path", type=float, default=None, help="stochastic depth rate (model default if unset)")
     g.add_argument("--scan", default=None, help="scan strategy passed to the model as scan= (see scans.list_scans())")
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", default=_D["dataset"], help="digits | pathfinder (ignored with --data-dir)")
+    g.add_argument("--dataset", default=None, help="digits (default) | pathfinder; not with --data-dir")
     g.add_argument("--data-dir", default=None, help="ImageFolder root with train/ and val/ subfolders")
     g.add_argument("--img-size", type=int, default=_D["img_size"], help="input resolution")
     g.add_argument("--train-samples", type=int, default=None,
@@ -123,7 +123,7 @@ def build_validate_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", action="store_true", help="evaluate the model's pretrained weights")
     p.add_argument("--pretrained-path", default=None, help="evaluate this local file as pretrained weights")
     p.add_argument("--use-ema", action="store_true", help="evaluate the checkpoint's EMA weights")
-    p.add_argument("--model-kwargs", nargs="*", default=None, metavar="KEY=VALUE")
+    p.add_argument("--model-kwargs", nargs="*", action="extend", default=None, metavar="KEY=VALUE")
     p.add_argument("--scan", default=None)
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--dataset", default=None, help="digits | pathfinder (default: the checkpoint's, else digits)")

@@ -11,7 +11,7 @@ import dataclasses
 import math
 from typing import Any, Mapping, Optional
 
-__all__ = ["TrainConfig", "parse_kwargs", "AMP_DTYPES"]
+__all__ = ["TrainConfig", "parse_kwargs", "plain_values", "AMP_DTYPES"]
 
 AMP_DTYPES = ("bfloat16", "float16")
 
@@ -28,7 +28,7 @@ class TrainConfig:
     drop_path: Optional[float] = None
     scan: Optional[str] = None
     # data
-    dataset: str = "digits"
+    dataset: Optional[str] = None  # digits unless data_dir is given
     data_dir: Optional[str] = None
     img_size: int = 32
     train_samples: Optional[int] = None
@@ -97,7 +97,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         """Plain JSON-able values only (it goes into checkpoints loaded with weights_only=True)."""
-        return _plain(dataclasses.asdict(self))
+        return plain_values(dataclasses.asdict(self))
 
     def validate(self) -> None:
         """Raises ValueError naming the flag for every bad value."""
@@ -154,6 +154,16 @@ class TrainConfig:
         if str(self.pathfinder_difficulty).lower() not in set(DIFFICULTIES) | {"0", "1", "2"}:
             raise ValueError(f"--pathfinder-difficulty must be one of {sorted(DIFFICULTIES)} (or 0, 1, 2), "
                              f"got {self.pathfinder_difficulty!r}")
+        if self.data_dir is not None:
+            given = [_flag(k) for k in ("dataset", "train_samples", "val_samples") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} cannot be combined with --data-dir (an ImageFolder tree is "
+                                 f"used whole; give a tree with fewer images instead)")
+        elif self.dataset is None:
+            self.dataset = "digits"
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"--warmup-epochs ({self.warmup_epochs:g}) must be less than --epochs ({self.epochs}): "
+                             f"the learning rate would never leave the warm-up")
         if self.device is not None:
             dev = str(self.device)
             if not (dev == "cpu" or dev == "cuda" or dev.startswith("cuda:")):
@@ -204,6 +214,8 @@ def parse_kwargs(items, flag: str = "--model-kwargs") -> dict:
         key = key.strip()
         if not key.isidentifier():
             raise ValueError(f"{flag}: {key!r} is not a valid argument name")
+        if key in out:
+            raise ValueError(f"{flag}: {key!r} is given twice")
         try:
             out[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -211,11 +223,12 @@ def parse_kwargs(items, flag: str = "--model-kwargs") -> dict:
     return out
 
 
-def _plain(value):
+def plain_values(value):
+    """JSON-able copy: mappings and sequences recursively, other objects as their str."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_values(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_values(v) for v in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)

@@ -77,6 +77,7 @@ def format_table(rows: list[tuple[str, Any]]) -> str:
     return "\n".join([bar, *lines, bar])
 
 
+_DATA_ARGS = ("dataset", "data_dir", "val_samples", "pathfinder_difficulty", "data_seed", "cache_dir")
 _FROM_ARGS = ("model", "model_kwargs", "scan", "num_classes", "dataset", "data_dir", "img_size", "val_samples",
               "pathfinder_difficulty", "data_seed", "cache_dir", "validation_batch_size", "batch_size")
 
@@ -132,7 +133,16 @@ def validate(
     opts = dict(model=model, model_kwargs=model_kwargs, scan=scan, num_classes=num_classes, dataset=dataset,
                 data_dir=data_dir, img_size=img_size, val_samples=val_samples,
                 pathfinder_difficulty=pathfinder_difficulty, data_seed=data_seed, cache_dir=cache_dir)
-    for key in _FROM_ARGS:
+    if checkpoint is not None and (pretrained or pretrained_path):
+        raise ValueError("--checkpoint cannot be combined with --pretrained / --pretrained-path: "
+                         "the checkpoint's weights would replace them")
+    if dataset is not None and data_dir is not None:
+        raise ValueError(f"give --dataset ({dataset!r}) or --data-dir ({data_dir!r}), not both")
+    inherited = set(_FROM_ARGS)
+    same_data = dataset is not None and dataset == args.get("dataset") and not args.get("data_dir")
+    if (dataset is not None or data_dir is not None) and not same_data:  # other data than the training run's
+        inherited -= set(_DATA_ARGS)
+    for key in inherited:
         if key in opts and opts[key] is None and args.get(key) is not None:
             opts[key] = args[key]
     if batch_size is None:
@@ -142,6 +152,9 @@ def validate(
     if checkpoint is None and not pretrained and not pretrained_path:
         raise ValueError("give --checkpoint FILE, --pretrained or --pretrained-path FILE: "
                          "validating random weights is almost certainly a mistake")
+    if opts["data_dir"] and opts["val_samples"] is not None:
+        raise ValueError(f"--val-samples ({opts['val_samples']}) applies to digits and pathfinder, not to the "
+                         f"ImageFolder tree {opts['data_dir']!r}, which is used whole")
     name = opts["data_dir"] or opts["dataset"] or "digits"
     size = int(opts["img_size"] or 32)
     if size < 1:
@@ -152,8 +165,7 @@ def validate(
         # build at the training size when the model takes img_size, so that the weights fit;
         # the forward below then runs at the requested size
         build_size = int(args.get("img_size") or size) if args else size
-        net = build_model(opts["model"], classes, pretrained=pretrained and checkpoint is None,
-                          pretrained_path=pretrained_path if checkpoint is None else None,
+        net = build_model(opts["model"], classes, pretrained=pretrained, pretrained_path=pretrained_path,
                           model_kwargs=opts["model_kwargs"], scan=opts["scan"], img_size=build_size)
         if checkpoint is not None:
             load_weights(net, checkpoint, use_ema=use_ema)

@@ -101,10 +101,12 @@ def build_model(
             raise ValueError(f"--scan {scan!r} conflicts with --model-kwargs scan={kwargs['scan']!r}")
         kwargs["scan"] = scan
     kwargs.setdefault("num_classes", num_classes)
-    if drop_rate is not None:
-        kwargs.setdefault("drop_rate", drop_rate)
-    if drop_path_rate is not None:
-        kwargs.setdefault("drop_path_rate", drop_path_rate)
+    for flag, key, value in (("--drop", "drop_rate", drop_rate), ("--drop-path", "drop_path_rate", drop_path_rate)):
+        if value is None:
+            continue
+        if key in kwargs and kwargs[key] != value:
+            raise ValueError(f"{flag} {value} conflicts with --model-kwargs {key}={kwargs[key]!r}")
+        kwargs[key] = value
     factory: dict[str, Any] = {}
     if pretrained_path is not None:
         import os
