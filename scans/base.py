@@ -107,7 +107,7 @@ class ScanStrategy:
         return cached
 
     def _checked_orders(self, H: int, W: int) -> np.ndarray:
-        rows = [np.asarray(r, dtype=np.int64).reshape(-1) for r in self.build_orders(H, W)]
+        rows = [self._as_positions(r, k, H, W) for k, r in enumerate(self.build_orders(H, W))]
         K, L = self.num_directions, H * W
         if K < 1:
             raise ValueError(f"scan {self.name!r} has no directions (direction_names is empty)")
@@ -120,10 +120,19 @@ class ScanStrategy:
                                  f"H={H}, W={W} is not a permutation of range({L})")
         return np.stack(rows)
 
+    def _as_positions(self, row, k: int, H: int, W: int) -> np.ndarray:
+        """One direction's order as int64 positions; non-integer values are an error, never truncated."""
+        row = row.detach().cpu().numpy() if isinstance(row, torch.Tensor) else np.asarray(row)
+        if row.dtype.kind not in "iu":
+            name = self.direction_names[k] if k < len(self.direction_names) else k
+            raise ValueError(f"scan {self.name!r}: order {k} ({name}) for H={H}, W={W} must hold integer "
+                             f"positions, got dtype {row.dtype}")
+        return row.astype(np.int64).reshape(-1)
+
     # ----------------------------------------------------------------- torch side
     def _check_tokens(self, x: torch.Tensor, H: int, W: int, dims: tuple, what: str):
         if not isinstance(x, torch.Tensor) or x.dim() not in dims or x.shape[-1] != H * W:
-            raise ValueError(f"{type(self).__name__}.{what}: expected {'or '.join(map(str, dims))}-D "
+            raise ValueError(f"{type(self).__name__}.{what}: expected {' or '.join(map(str, dims))}-D "
                              f"input with last dim H*W={H * W}, got "
                              f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
 

@@ -481,9 +481,18 @@ def test_factory_registration_and_bad_orders():
         def build_orders(self, H, W):
             return [np.zeros(H * W, dtype=np.int64)]
 
+    class Fractional(ScanStrategy):  # a permutation once truncated: must not pass
+        direction_names = ("half",)
+
+        def build_orders(self, H, W):
+            return [np.arange(H * W) + 0.5]
+
     try:
         register_scan("twice")(lambda k=2: Twice(k))
         register_scan("broken")(Broken)
+        register_scan("fractional")(Fractional)
+        with pytest.raises(ValueError, match=r"order 0 \(half\).*must hold integer positions, got dtype float64"):
+            get_scan("fractional").orders(2, 2)
         s = get_scan("twice", k=3)
         assert s.num_directions == 3 and s.name == "twice"
         with pytest.raises(ValueError, match="twice.*'j'.*k"):
@@ -493,6 +502,7 @@ def test_factory_registration_and_bad_orders():
     finally:
         unregister_scan("twice")
         unregister_scan("broken")
+        unregister_scan("fractional")
 
 
 def test_registry_errors():

@@ -344,3 +344,15 @@ def test_autocast_leaves_the_scan_in_fp32(small_blocks):
     assert_close(actual[0], expected[0], torch.float32, "y")
     for name, grad in actual[2].items():
         assert_close(grad, expected[2][name], torch.float32, f"grad {name}")
+
+
+@pytest.mark.parametrize("backend", ["torch", "ref"])
+def test_empty_batch_gives_empty_outputs_and_zero_parameter_grads(backend):
+    u = torch.randn(0, 8, 5, requires_grad=True)
+    delta = torch.randn(0, 8, 5, requires_grad=True)
+    A = (-torch.rand(8, 2)).requires_grad_()
+    y, last = selective_scan(u, delta, A, torch.randn(0, 2, 5), torch.randn(0, 2, 5), return_last_state=True,
+                             backend=backend)
+    assert y.shape == (0, 8, 5) and last.shape == (0, 8, 2)
+    y.sum().backward()
+    assert u.grad.shape == u.shape and torch.equal(A.grad, torch.zeros(8, 2))

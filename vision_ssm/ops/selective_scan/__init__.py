@@ -40,7 +40,7 @@ def resolve_backend(backend: str, device: torch.device) -> str:
 
 
 def _run(args: ScanArgs, return_last_state: bool, backend: str):
-    if backend == "ref":
+    if backend == "ref" or args.delta.numel() == 0:  # empty (e.g. a batch of 0): the loop shapes the results
         from .reference import selective_scan_ref
         return selective_scan_ref(args, return_last_state)
     if backend == "torch":
