@@ -265,10 +265,13 @@ def test_pretrained_path_loads_local_weights(tmp_path):
 def test_vmamba_trains_with_scan(tmp_path):
     pytest.importorskip("vision_ssm.models.vmamba")
     res = train(tiny(tmp_path, model="vmamba_tiny_s1l8", model_kwargs=dict(dims=16, depths=[1, 1, 1, 1]),
-                     img_size=32, train_samples=32, batch_size=16, epochs=1, warmup_epochs=0, scan="cross"))
+                     img_size=32, train_samples=32, batch_size=16, epochs=1, warmup_epochs=0, scan="bidirectional"))
     assert res["epochs_completed"] == 1 and res["steps"] == 2
-    args = load_checkpoint_file(os.path.join(res["output_dir"], "last.pth"))["args"]
-    assert args["scan"] == "cross"
+    ckpt = load_checkpoint_file(os.path.join(res["output_dir"], "last.pth"))
+    assert ckpt["args"]["scan"] == "bidirectional"
+    # the model trained really scanned 2 directions (the default cross scan has 4): per-direction projections
+    x_proj = [v for k, v in ckpt["model"].items() if k.endswith("x_proj_weight")]
+    assert len(x_proj) == 4 and all(w.shape[0] == 2 for w in x_proj)
 
 
 def test_model_kwargs_given_twice_is_an_error():
