@@ -269,3 +269,153 @@ def test_layer_decay_optimizer_for_vim():
     assert group(w0)["weight_decay"] == cfg.optim_wrapper.optimizer.weight_decay
     assert group("decode_head.conv_seg.weight")["lr"] == pytest.approx(lr)
     assert group("decode_head.conv_seg.bias")["weight_decay"] == 0
+
+
+# ---------------------------------------------------------------- pretrained= / init_cfg
+def test_pretrained_path_loads_that_checkpoint(tmp_path):
+    """mmseg's ``model.pretrained=PATH`` (copied onto the backbone) and ``backbone.pretrained=PATH``
+    load PATH, not the arch's default weights."""
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+    ckpt = tmp_path / "vim.pth"
+    ref = _train_py_checkpoint(ckpt, "vim_tiny_patch16_224", embed_dim=32, depth=4, img_size=64)
+    cfg = load_config(CONFIGS / "segmentation/toy/upernet_vim-toy_ade20k-64x64.py")
+    cfg.model.pretrained = str(ckpt)
+    with DefaultScope.overwrite_default_scope("mmseg"):
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    _assert_loaded(model.backbone, ref)
+
+    ckpt = tmp_path / "vmamba.pth"
+    ref = _train_py_checkpoint(ckpt, "vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1))
+    b = VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1), pretrained=str(ckpt))
+    b.init_weights()
+    _assert_loaded(b, ref)
+    with pytest.raises(ValueError, match=r"both pretrained=.*vmamba\.pth.* and init_cfg="):
+        VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1), pretrained=str(ckpt),
+                       init_cfg=dict(type="Pretrained", checkpoint=str(ckpt)))
+    with pytest.raises(TypeError, match="pretrained must be"):
+        VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1), pretrained=3)
+
+
+def _detector_checkpoint(path, backbone_sd, prefix="backbone."):
+    """A checkpoint as mmengine's Runner writes it: the backbone under ``prefix``, a neck beside it."""
+    sd = {prefix + k: v for k, v in backbone_sd.items()}
+    sd["neck.lateral_convs.0.conv.weight"] = torch.randn(8, 16, 1, 1)
+    torch.save({"meta": {"epoch": 12}, "state_dict": sd}, path)
+
+
+def test_init_cfg_prefix_reads_the_backbone_of_a_detector_checkpoint(tmp_path):
+    # official layout (a detector trained with the official VMamba backbone): trunk + outnorms
+    ref = timm.create_model("vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1))
+    outnorms = {f"outnorm{i}.{p}": torch.randn(16 * 2 ** i) for i in range(4) for p in ("weight", "bias")}
+    ckpt = tmp_path / "mask_rcnn_official.pth"
+    _detector_checkpoint(ckpt, {**{k: v for k, v in ref.state_dict().items() if not k.startswith("classifier.")},
+                                **outnorms})
+    b = VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1),
+                       init_cfg=dict(type="Pretrained", checkpoint=str(ckpt), prefix="backbone."))
+    b.init_weights()
+    _assert_loaded(b, ref)
+    for k, v in outnorms.items():
+        assert torch.equal(b.state_dict()[k], v), k
+
+    # this wrapper's layout (a detector / segmentor trained here), Vim with its pyramid
+    kwargs = dict(arch="vim_tiny_patch16_224", embed_dim=32, depth=4, out_indices=(0, 1, 2, 3), img_size=64,
+                  pyramid="multi")
+    trained = VimBackbone(**kwargs)
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(torch.randn_like(p))
+    ckpt = tmp_path / "upernet_ours.pth"
+    _detector_checkpoint(ckpt, trained.state_dict())
+    v = VimBackbone(**kwargs, init_cfg=dict(type="Pretrained", checkpoint=str(ckpt), prefix="backbone."))
+    v.init_weights()
+    expected = trained.state_dict()
+    for k, t in v.state_dict().items():
+        assert torch.equal(t, expected[k]), k
+
+    with pytest.raises(PretrainedBackboneError, match=r"prefix='encoder\.'"):
+        VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1),
+                       init_cfg=dict(type="Pretrained", checkpoint=str(ckpt), prefix="encoder.")).init_weights()
+
+
+def test_init_cfg_errors_and_other_init_types(tmp_path):
+    small = dict(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1))
+    with pytest.raises(ValueError, match="has no checkpoint"):
+        VMambaBackbone(**small, init_cfg=dict(type="Pretrained"))
+    with pytest.raises(ValueError, match=r"unknown keys \['strict'\]"):
+        VMambaBackbone(**small, init_cfg=dict(type="Pretrained", checkpoint="timm", strict=False))
+    # a Constant init on the output norms; with a Pretrained entry the checkpoint wins in the trunk
+    b = VMambaBackbone(**small, init_cfg=dict(type="Constant", val=0.5, bias=0.25, layer="LayerNorm2d"))
+    b.init_weights()
+    assert torch.all(b.outnorm3.weight == 0.5) and torch.all(b.outnorm3.bias == 0.25)
+    ckpt = tmp_path / "vmamba.pth"
+    ref = _train_py_checkpoint(ckpt, "vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1))
+    b = VMambaBackbone(**small, init_cfg=[dict(type="Pretrained", checkpoint=str(ckpt)),
+                                          dict(type="Constant", val=0.5, layer="LayerNorm2d")])
+    b.init_weights()
+    _assert_loaded(b, ref)
+    assert torch.all(b.outnorm0.weight == 0.5)
+
+
+# ---------------------------------------------------------------- out_indices / pyramid
+def test_out_indices_must_be_unique_sorted_and_in_range():
+    small = dict(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1))
+    for bad in ((2, 1), (0, 0), (3, -1)):
+        with pytest.raises(ValueError, match=r"out_indices=.*each in 0\.\.3 .*unique and in increasing order"):
+            VMambaBackbone(**small, out_indices=bad)
+    with pytest.raises(ValueError, match=r"out_indices=\(0, 4\) out of range: expected each in 0\.\.3"):
+        VMambaBackbone(**small, out_indices=(0, 4))
+    with pytest.raises(TypeError, match="out_indices must be a non-empty sequence of ints"):
+        VMambaBackbone(**small, out_indices=3)
+    b = VMambaBackbone(**small, out_indices=(1, -1))  # the last stage: 16 * 8 channels at stride 32
+    assert b.out_indices == (1, 3)
+    feats = b(torch.randn(1, 3, 64, 64))
+    assert [tuple(f.shape) for f in feats] == [(1, 32, 8, 8), (1, 128, 2, 2)]
+    vim = dict(arch="vim_tiny_patch16_224", embed_dim=32, depth=4, img_size=64)
+    with pytest.raises(ValueError, match=r"out_indices=\(3, 1\) must be each in 0\.\.3"):
+        VimBackbone(**vim, out_indices=(3, 1))
+    with pytest.raises(ValueError, match=r"out_indices=\(1, 6\) out of range: expected each in 0\.\.3"):
+        VimBackbone(**vim, out_indices=(1, 6))
+    assert VimBackbone(**vim, out_indices=(-1,)).out_indices == (3,)
+
+
+def test_pyramid_options_that_would_be_ignored_are_errors():
+    vim = dict(arch="vim_tiny_patch16_224", embed_dim=32, depth=4, img_size=64)
+    with pytest.raises(ValueError, match=r"pyramid='simple' .*exactly one out index"):
+        VimBackbone(**vim, out_indices=(1, 3), pyramid="simple")
+    with pytest.raises(ValueError, match=r"pyramid_norm='bn' needs a pyramid"):
+        VimBackbone(**vim, out_indices=(1, 3), pyramid_norm="bn")
+    s8 = dict(vim, arch="vim_tiny_patch16_stride8_224", out_indices=(0, 1, 2, 3), pyramid="multi")
+    with pytest.raises(ValueError, match=r"pyramid_norm='syncbn' is unused at patch stride 8"):
+        VimBackbone(**s8, pyramid_norm="syncbn")
+    assert VimBackbone(**s8).out_strides == [4, 8, 16, 32]
+    b = VimBackbone(**vim, out_indices=(2,), pyramid="simple")  # every level gets a gradient
+    sum(f.sum() for f in b(torch.randn(1, 3, 64, 64))).backward()
+    assert b.norms[0].weight.grad is not None
+
+
+# ---------------------------------------------------------------- optimizer and the Vim recipe
+@pytest.mark.parametrize("key,value", [("custom_keys", {"pos_embed": dict(decay_mult=0.0)}),
+                                       ("norm_decay_mult", 0.0), ("bias_decay_mult", 0.0),
+                                       ("num_layers", 24)])
+def test_layer_decay_constructor_rejects_keys_it_would_ignore(key, value):
+    from mmengine.optim import build_optim_wrapper
+    cfg = dict(type="OptimWrapper", constructor="LayerDecayOptimWrapperConstructor",
+               optimizer=dict(type="AdamW", lr=1e-4, weight_decay=0.05),
+               paramwise_cfg={"layer_decay_rate": 0.9, key: value})
+    with pytest.raises(ValueError, match=rf"unsupported paramwise_cfg keys \['{key}'\]"):
+        build_optim_wrapper(torch.nn.Linear(2, 2), cfg)
+
+
+def test_vim_upernet_recipes_are_the_official_runs():
+    """hustvl/Vim seg/scripts/ft_vim_tiny_upernet.sh: optimizer.lr=2e-4 optimizer.weight_decay=0.1 (layer
+    decay 0.92 from the config); ft_vim_small_upernet.sh: optimizer.lr=1e-4, layer_decay_rate=0.95
+    (weight decay 0.05 from the config)."""
+    from mmengine.config import Config
+    official = {"upernet_vim-t_4xb8-60k_ade20k-512x512.py": (2e-4, 0.1, 0.92),
+                "upernet_vim-s_4xb8-60k_ade20k-512x512.py": (1e-4, 0.05, 0.95)}
+    for name, (lr, wd, rate) in official.items():
+        optim = Config.fromfile(str(CONFIGS / "segmentation" / name)).optim_wrapper
+        assert (optim.optimizer.lr, optim.optimizer.weight_decay, optim.paramwise_cfg.layer_decay_rate) == \
+            (lr, wd, rate), name

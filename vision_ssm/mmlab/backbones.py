@@ -7,7 +7,7 @@
                     optionally rescaled into a pyramid at strides 4/8/16/32:
                     ``pyramid='multi'``  one block per level, x4 / x2 / x1 / x0.5 (official Vim
                                          segmentation backbone), or
-                    ``pyramid='simple'`` ViTDet's simple feature pyramid from the last block.
+                    ``pyramid='simple'`` ViTDet's simple feature pyramid from one block.
                     The position embedding is interpolated to any input size.
 
 Both accept ``out_indices``, ``frozen_stages``, ``norm_eval``, ``scan=``, ``drop_path_rate`` and any
@@ -16,7 +16,11 @@ and ``init_cfg=dict(type='Pretrained', checkpoint=PATH)``: an official VMamba / 
 one written by ``tools/train.py``, read by the same loader and converter as
 ``timm.create_model(..., pretrained=True)`` (``vision_ssm.checkpoint.load_checkpoint_file`` and the
 model's ``checkpoint_filter_fn``).  A checkpoint of another architecture raises an error naming
-the missing / unexpected / mis-shaped keys.
+the missing / unexpected / mis-shaped keys.  ``prefix='backbone.'`` takes the backbone out of a
+detector / segmentor checkpoint (its output norms and pyramid too).  ``pretrained=PATH`` (mmseg's
+``model.pretrained``) is the same as ``init_cfg=dict(type='Pretrained', checkpoint=PATH)``, and
+``pretrained=True`` the same with ``checkpoint='timm'``; other ``init_cfg`` types (``Constant``,
+``TruncNormal`` ...) are applied by mmengine before the checkpoint is loaded.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
+from mmengine.model.weight_init import PretrainedInit
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import vision_ssm.models.vim  # noqa: F401  (registers the Vim models with timm)
@@ -71,6 +76,79 @@ def _create(family: str, arch: str, owner: str, **kwargs) -> nn.Module:
         raise type(err)(f"{owner}(arch={arch!r}): {err}") from err
 
 
+# keys of a Pretrained init_cfg; map_location is accepted for mmengine configs, the loader reads to the CPU
+_PRETRAINED_KEYS = ("type", "checkpoint", "prefix", "use_ema", "map_location")
+
+
+def _is_pretrained(cfg: dict) -> bool:
+    return cfg.get("type") in ("Pretrained", PretrainedInit)
+
+
+def _pretrained_init_cfg(pretrained, init_cfg, owner: str):
+    """Turns mmseg's ``pretrained=`` into the equivalent ``init_cfg`` (timm never sees it)."""
+    if pretrained is None or pretrained is False:
+        return init_cfg
+    if pretrained is True:
+        checkpoint = "timm"
+    elif isinstance(pretrained, str) and pretrained:
+        checkpoint = pretrained
+    else:
+        raise TypeError(f"{owner}: pretrained must be a checkpoint path / URL / 'hf-hub:...', True "
+                        f"(the arch's default weights) or None, got {pretrained!r}")
+    if init_cfg:
+        raise ValueError(f"{owner}: got both pretrained={pretrained!r} and init_cfg={init_cfg!r}; give the "
+                         f"checkpoint once, as init_cfg=dict(type='Pretrained', checkpoint=...) or pretrained=")
+    return dict(type="Pretrained", checkpoint=checkpoint)
+
+
+def _check_init_cfg(init_cfg, owner: str) -> None:
+    """At most one Pretrained entry, with a ``checkpoint`` and only the keys it understands."""
+    cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg] if init_cfg else []
+    for cfg in cfgs:
+        if not isinstance(cfg, dict) or "type" not in cfg:
+            raise TypeError(f"{owner}: each init_cfg must be a dict with a 'type', got {cfg!r}")
+    pretrained = [c for c in cfgs if _is_pretrained(c)]
+    if len(pretrained) > 1:
+        raise ValueError(f"{owner}: init_cfg has {len(pretrained)} Pretrained entries, expected at most one")
+    for cfg in pretrained:
+        unknown = sorted(set(cfg) - set(_PRETRAINED_KEYS))
+        if unknown:
+            raise ValueError(f"{owner}: unknown keys {unknown} in init_cfg {cfg!r}; a Pretrained init_cfg "
+                             f"takes {list(_PRETRAINED_KEYS)}")
+        if not cfg.get("checkpoint"):
+            raise ValueError(f"{owner}: init_cfg {cfg!r} has no checkpoint; expected "
+                             f"dict(type='Pretrained', checkpoint=PATH, prefix=None)")
+        if cfg.get("map_location", "cpu") not in ("cpu", None):
+            raise ValueError(f"{owner}: init_cfg map_location must be 'cpu' (checkpoints are read to the CPU "
+                             f"and copied into the model), got {cfg['map_location']!r}")
+        prefix = cfg.get("prefix")
+        if prefix is not None and (not isinstance(prefix, str) or not prefix):
+            raise ValueError(f"{owner}: init_cfg prefix must be a non-empty string such as 'backbone.', "
+                             f"got {prefix!r}")
+
+
+def _index_tuple(out_indices, owner: str) -> Tuple[int, ...]:
+    if isinstance(out_indices, (str, bytes)) or not isinstance(out_indices, Sequence) or not out_indices \
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in out_indices):
+        raise TypeError(f"{owner}: out_indices must be a non-empty sequence of ints, got {out_indices!r}")
+    return tuple(out_indices)
+
+
+def _check_out_indices(out_indices: Tuple[int, ...], count: int, owner: str) -> Tuple[int, ...]:
+    """Negative indices counted from the end; then unique, increasing and in range(count).
+
+    ``count``: the number of stages / blocks of the full (unpruned) model.
+    """
+    valid = f"each in 0..{count - 1} (or -{count}..-1 from the end), unique and in increasing order"
+    if not all(-count <= i < count for i in out_indices):
+        raise ValueError(f"{owner}: out_indices={out_indices} out of range: expected {valid}")
+    normalised = tuple(i % count for i in out_indices)
+    if len(set(normalised)) != len(normalised) or list(normalised) != sorted(normalised):
+        given = f"{out_indices} (i.e. {normalised})" if normalised != out_indices else f"{out_indices}"
+        raise ValueError(f"{owner}: out_indices={given} must be {valid}")
+    return normalised
+
+
 class _TimmBackbone(BaseModule):
     """Shared machinery: the timm feature model, freezing, norm_eval and checkpoint loading."""
 
@@ -78,43 +156,73 @@ class _TimmBackbone(BaseModule):
 
     def __init__(self, arch: str, out_indices: Sequence[int], frozen_stages: int = -1,
                  norm_eval: bool = False, init_cfg: Optional[Union[dict, List[dict]]] = None,
-                 **model_kwargs):
+                 pretrained: Optional[Union[str, bool]] = None, **model_kwargs):
+        name = type(self).__name__
+        init_cfg = _pretrained_init_cfg(pretrained, init_cfg, name)
+        _check_init_cfg(init_cfg, name)
         super().__init__(init_cfg=init_cfg)
         self.arch = arch
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self._model_kwargs = dict(model_kwargs)
-        name = type(self).__name__
+        requested = _index_tuple(out_indices, name)
         # features_only: timm's FeatureGetterNet over forward_intermediates, with the blocks after
         # the last requested one, the final norm and the classifier pruned away.
-        self.model = _create(self.family, arch, name, features_only=True, out_indices=tuple(out_indices),
-                             **model_kwargs)
+        try:
+            self.model = _create(self.family, arch, name, features_only=True, out_indices=requested,
+                                 **model_kwargs)
+        except AssertionError:  # timm: an index out of range; say which range
+            _check_out_indices(requested, self._num_levels(), name)
+            raise
+        # timm counted negative indices from the end; repeated or unordered ones it keeps as given
         self.out_indices = tuple(self.model.out_indices)
+        if list(self.out_indices) != sorted(set(self.out_indices)):
+            _check_out_indices(requested, self._num_levels(), name)
         self.trunk_channels = list(self.model.feature_info.channels())
         self.trunk_strides = list(self.model.feature_info.reduction())
+
+    def _num_levels(self) -> int:
+        """Number of stages / blocks of the arch (built on the meta device: no memory)."""
+        with torch.device("meta"):
+            probe = _create(self.family, self.arch, type(self).__name__, features_only=True, out_indices=(-1,),
+                            **self._model_kwargs)
+        return len(probe.feature_info.info)
 
     @property
     def trunk(self) -> nn.Module:
         return self.model.model
 
     # --------------------------------------------------------------- weights
+    def _init_cfgs(self) -> List[dict]:
+        return self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg] if self.init_cfg else []
+
     def _pretrained_cfg(self) -> Optional[dict]:
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg] if self.init_cfg else []
-        found = [c for c in cfgs if c.get("type") == "Pretrained"]
+        found = [c for c in self._init_cfgs() if _is_pretrained(c)]
         return found[-1] if found else None
 
     def init_weights(self):
-        """Loads ``init_cfg=dict(type='Pretrained', checkpoint=...)`` through the timm loader.
+        """Applies the other ``init_cfg`` types (mmengine), then loads the ``Pretrained`` one.
 
-        Anything else keeps the model's own initialisation (done at construction, as in timm);
-        the layers this wrapper adds keep PyTorch's defaults.
+        ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=None, use_ema=False)`` goes
+        through the timm loader (:meth:`load_pretrained`); the rest (``Constant``, ``Kaiming``
+        ...) through mmengine's ``BaseModule.init_weights``.  Without an init_cfg the model keeps
+        its own initialisation (done at construction, as in timm).
         """
-        cfg = self._pretrained_cfg()
-        if cfg is not None:
-            self.load_pretrained(cfg["checkpoint"], use_ema=cfg.get("use_ema", False))
-        self._is_init = True
+        pretrained = self._pretrained_cfg()
+        already = self._is_init
+        all_cfgs = self.init_cfg
+        others = [c for c in self._init_cfgs() if not _is_pretrained(c)]
+        self.init_cfg = others or None
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = all_cfgs
+        if pretrained is not None and not already:
+            self.load_pretrained(pretrained["checkpoint"], use_ema=pretrained.get("use_ema", False),
+                                 prefix=pretrained.get("prefix"))
 
-    def load_pretrained(self, checkpoint: str, use_ema: bool = False) -> Dict[str, List[str]]:
+    def load_pretrained(self, checkpoint: str, use_ema: bool = False,
+                        prefix: Optional[str] = None) -> Dict[str, List[str]]:
         """Loads a classification checkpoint into the trunk; returns what was ignored / added.
 
         ``checkpoint``: a local ``.pth`` / ``.safetensors`` file, an ``http(s)://`` URL,
@@ -125,24 +233,64 @@ class _TimmBackbone(BaseModule):
         exactly as for classification.  Its weights are then copied into the pruned trunk.  Keys
         of the pruned parts (classifier, final norm, unused blocks) are reported as ignored, the
         layers added here (output norms, pyramid) as newly initialised.
+
+        ``prefix`` (e.g. ``'backbone.'``): only the keys under it are used, without it; this
+        reads the backbone of a detector / segmentor checkpoint, in the official layout or in
+        this wrapper's (``model.model.*``, ``outnorm{i}.*`` ...), its added layers included.
         """
         from vision_ssm.models._builder import PretrainedLoadError
         name = type(self).__name__
         overlay = _checkpoint_overlay(checkpoint)
+        own_sd = {k: v for k, v in self.state_dict().items() if not k.startswith("model.")}
+        own_found: Dict[str, torch.Tensor] = {}
+        used = set(self.trunk.state_dict())
+
+        def select(state_dict, model):
+            """prefix -> keys of the added layers set aside -> the model's own converter."""
+            if prefix:
+                kept = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+                if not kept:
+                    raise PretrainedBackboneError(
+                        f"{name}: no key of the checkpoint {checkpoint} starts with init_cfg "
+                        f"prefix={prefix!r}; its keys begin: {sorted(state_dict)[:5]}")
+                state_dict = kept
+            trunk_sd = {}
+            for k, v in state_dict.items():
+                if k in own_sd:
+                    own_found[k] = v
+                else:
+                    trunk_sd[k[len("model.model."):] if k.startswith("model.model.") else k] = v
+            convert = getattr(type(model), "checkpoint_filter_fn", None)
+            converted = dict(convert(trunk_sd, model) if convert is not None else trunk_sd)
+            # the parts pruned away here (classifier, final norm, later blocks) may be absent, as in a
+            # detector's checkpoint; a missing key of the trunk itself is still an error
+            for k, v in model.state_dict().items():
+                if k not in converted and k not in used:
+                    converted[k] = v
+            return converted
+
         try:
             full = _create(self.family, self.arch, name, pretrained=True, pretrained_cfg_overlay=overlay,
-                           pretrained_use_ema=use_ema, pretrained_strict=True, **self._model_kwargs)
+                           pretrained_use_ema=use_ema, pretrained_strict=True, pretrained_filter_fn=select,
+                           **self._model_kwargs)
         except PretrainedLoadError as err:
             raise PretrainedBackboneError(
                 f"{name}(arch={self.arch!r}): the checkpoint {checkpoint} does not fit this "
                 f"architecture (another arch, or dims/depths/scan overrides that differ from the "
                 f"checkpoint's): {err}") from err
+        mismatched = [f"{k} (checkpoint {tuple(v.shape)} vs model {tuple(own_sd[k].shape)})"
+                      for k, v in own_found.items() if v.shape != own_sd[k].shape]
+        if mismatched:
+            raise PretrainedBackboneError(f"{name}(arch={self.arch!r}): the checkpoint {checkpoint} has "
+                                          f"mis-shaped keys: {', '.join(mismatched)}")
         full_sd = full.state_dict()
         trunk_sd = self.trunk.state_dict()
         ignored = sorted(k for k in full_sd if k not in trunk_sd)
         self.trunk.load_state_dict({k: v for k, v in full_sd.items() if k in trunk_sd}, strict=True)
-        added = sorted(k for k in self.state_dict() if not k.startswith("model."))
-        print_log(f"{name}: loaded {len(trunk_sd)} tensors of {self.arch} from {checkpoint}; "
+        self.load_state_dict(own_found, strict=False)
+        added = sorted(k for k in own_sd if k not in own_found)
+        print_log(f"{name}: loaded {len(trunk_sd) + len(own_found)} tensors of {self.arch} from {checkpoint}"
+                  f"{f' (prefix {prefix!r})' if prefix else ''}; "
                   f"ignored (pruned head / norm / blocks): {ignored or 'none'}; "
                   f"new (not in the checkpoint): {added or 'none'}", logger="current", level=logging.INFO)
         return dict(ignored=ignored, added=added)
@@ -185,11 +333,15 @@ class VMambaBackbone(_TimmBackbone):
     Args:
         arch: a VMamba model name registered with timm, e.g. ``'vmamba_tiny_s1l8'``,
             ``'vmamba_small_s2l15'``, ``'vanilla_vmamba_base'``.
-        out_indices: stages to output (0..3).
+        out_indices: stages to output (0..3; negative counts from the end), unique and increasing.
         out_norm: one norm per output (``outnorm{i}``, the model's norm type), as the official
             VMamba detection / segmentation backbone.
         frozen_stages: -1 none; k >= 0 freezes the patch embedding and stages 0..k-1.
         norm_eval: keep BatchNorm layers in eval mode while training.
+        init_cfg: ``dict(type='Pretrained', checkpoint=..., prefix=None, use_ema=False)`` and / or
+            other mmengine init types.
+        pretrained: a checkpoint (same as ``init_cfg=dict(type='Pretrained', checkpoint=...)``),
+            True for the arch's default weights (``checkpoint='timm'``), or None.
         **model_kwargs: any VMamba constructor argument (``scan``, ``drop_path_rate``, ``dims``,
             ``depths``, ``ssm_ratio``, ``forward_type`` ...).
     """
@@ -198,8 +350,8 @@ class VMambaBackbone(_TimmBackbone):
 
     def __init__(self, arch: str = "vmamba_tiny_s1l8", out_indices: Sequence[int] = (0, 1, 2, 3),
                  out_norm: bool = True, frozen_stages: int = -1, norm_eval: bool = False,
-                 init_cfg=None, **model_kwargs):
-        super().__init__(arch, out_indices, frozen_stages, norm_eval, init_cfg, **model_kwargs)
+                 init_cfg=None, pretrained: Optional[Union[str, bool]] = None, **model_kwargs):
+        super().__init__(arch, out_indices, frozen_stages, norm_eval, init_cfg, pretrained, **model_kwargs)
         # the model's own norm type (ln / ln2d -> a channel-first LayerNorm on NCHW maps; bn -> bn)
         block_norm = next((m for m in self.trunk.layers[0].modules()
                            if isinstance(m, (nn.LayerNorm, _BatchNorm))), None)
@@ -264,14 +416,17 @@ class VimBackbone(_TimmBackbone):
             checkpoints at 224 are interpolated once when loaded, and other input sizes at
             forward time (``dynamic_img_size``); sizes that are not a multiple of the patch
             stride are zero-padded.
-        out_indices: blocks whose outputs are returned (e.g. (5, 11, 17, 23) of 24).
+        out_indices: blocks whose outputs are returned (e.g. (5, 11, 17, 23) of 24; negative
+            counts from the end), unique and increasing.
         out_norm: a LayerNorm (channel-first) on every output before the pyramid.
         pyramid: None (every output at the patch stride), ``'multi'`` (needs 4 out_indices:
             rescaled x4, x2, x1, x0.5 to strides 4..32 for patch stride 16) or ``'simple'``
-            (ViTDet: 4 levels at strides 4..32 from the last out index).
-        pyramid_norm: norm inside the x4 branch: 'ln2d' (default), 'bn' or 'syncbn'.
+            (ViTDet: 4 levels at strides 4..32 from exactly one out index).
+        pyramid_norm: norm inside the x4 branch: 'ln2d' (the default when None), 'bn' or
+            'syncbn'; an error where there is no x4 branch (no pyramid, or patch stride 8).
         frozen_stages: -1 none; 0 freezes the patch / position embeddings and class token;
             k > 0 also the first k blocks.
+        init_cfg, pretrained: as for :class:`VMambaBackbone`.
         **model_kwargs: any Vim constructor argument (``scan``, ``drop_path_rate``, ``embed_dim``,
             ``depth``, ``class_token`` ...).
     """
@@ -280,12 +435,18 @@ class VimBackbone(_TimmBackbone):
 
     def __init__(self, arch: str = "vim_tiny_patch16_224", img_size: Union[int, Sequence[int]] = 512,
                  out_indices: Sequence[int] = (5, 11, 17, 23), out_norm: bool = True,
-                 pyramid: Optional[str] = None, pyramid_norm: str = "ln2d", frozen_stages: int = -1,
-                 norm_eval: bool = False, init_cfg=None, **model_kwargs):
+                 pyramid: Optional[str] = None, pyramid_norm: Optional[str] = None, frozen_stages: int = -1,
+                 norm_eval: bool = False, init_cfg=None, pretrained: Optional[Union[str, bool]] = None,
+                 **model_kwargs):
+        if pyramid not in (None, "multi", "simple"):
+            raise ValueError(f"VimBackbone: pyramid must be None, 'multi' or 'simple', got {pyramid!r}")
+        if pyramid is None and pyramid_norm is not None:
+            raise ValueError(f"VimBackbone: pyramid_norm={pyramid_norm!r} needs a pyramid ('multi' or "
+                             f"'simple'); with pyramid=None there is no x4 branch to normalise")
         model_kwargs.setdefault("dynamic_img_size", True)
         model_kwargs.setdefault("dynamic_img_pad", True)
         img_size = tuple(img_size) if isinstance(img_size, (list, tuple)) else img_size
-        super().__init__(arch, out_indices, frozen_stages, norm_eval, init_cfg, img_size=img_size,
+        super().__init__(arch, out_indices, frozen_stages, norm_eval, init_cfg, pretrained, img_size=img_size,
                          **model_kwargs)
         self.out_norm = out_norm
         channels, stride = self.trunk_channels[-1], self.trunk_strides[-1]
@@ -296,12 +457,16 @@ class VimBackbone(_TimmBackbone):
             self.out_channels = list(self.trunk_channels)
             self.out_strides = list(self.trunk_strides)
         else:
-            if pyramid not in ("multi", "simple"):
-                raise ValueError(f"VimBackbone: pyramid must be None, 'multi' or 'simple', got {pyramid!r}")
             if pyramid == "multi" and len(self.out_indices) != 4:
                 raise ValueError(f"VimBackbone: pyramid='multi' needs 4 out_indices, got {self.out_indices}")
+            if pyramid == "simple" and len(self.out_indices) != 1:
+                raise ValueError(f"VimBackbone: pyramid='simple' builds every level from one block and needs "
+                                 f"exactly one out index, got out_indices={self.out_indices}")
             scales = [stride / s for s in (4, 8, 16, 32)]
-            self.rescales = nn.ModuleList([_rescale(s, channels, pyramid_norm) for s in scales])
+            if pyramid_norm is not None and 4 not in scales:
+                raise ValueError(f"VimBackbone: pyramid_norm={pyramid_norm!r} is unused at patch stride {stride} "
+                                 f"(the pyramid scales are {scales}: no x4 branch); leave pyramid_norm=None")
+            self.rescales = nn.ModuleList([_rescale(s, channels, pyramid_norm or "ln2d") for s in scales])
             self.out_channels = [channels] * 4
             self.out_strides = [4, 8, 16, 32]
         self._freeze()
@@ -316,7 +481,7 @@ class VimBackbone(_TimmBackbone):
         if self.rescales is None:
             return tuple(feats)
         if self.pyramid == "simple":
-            feats = [feats[-1]] * 4
+            feats = feats * 4
         return tuple(op(f) for op, f in zip(self.rescales, feats))
 
     # layer-wise learning-rate decay (used by LayerDecayOptimWrapperConstructor)

@@ -1,5 +1,6 @@
-"""Layer-wise learning-rate decay for plain backbones (the published Vim segmentation recipe:
-AdamW lr 1e-4, weight decay 0.05, layer decay 0.92 over 24 blocks).
+"""Layer-wise learning-rate decay for plain backbones (the Vim segmentation recipe, hustvl/Vim
+seg/scripts: AdamW, layer decay over 24 blocks; Vim-T lr 2e-4, weight decay 0.1, decay 0.92;
+Vim-S lr 1e-4, weight decay 0.05, decay 0.95).
 
 mmseg's own ``LayerDecayOptimizerConstructor`` finds layer ids from BEiT / ConvNeXt parameter
 names (``backbone.layers.{i}``); ours asks the backbone: any module with ``lr_layer_id(name)`` and
@@ -8,12 +9,16 @@ names (``backbone.layers.{i}``); ours asks the backbone: any module with ``lr_la
 ``no_weight_decay()`` names (position embedding, class token) get no weight decay.
 
     optim_wrapper = dict(type='OptimWrapper', constructor='LayerDecayOptimWrapperConstructor',
-                         optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
+                         optimizer=dict(type='AdamW', lr=2e-4, weight_decay=0.1),
                          paramwise_cfg=dict(layer_decay_rate=0.92))
+
+``layer_decay_rate`` is the only ``paramwise_cfg`` key: the others of mmengine's default
+constructor (``custom_keys``, ``norm_decay_mult``, ``bias_decay_mult`` ...) and of mmseg's
+(``num_layers``, ``decay_type``) raise an error instead of being ignored.
 """
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import torch.nn as nn
 from mmengine.optim import DefaultOptimWrapperConstructor
@@ -24,6 +29,22 @@ __all__ = ["LayerDecayOptimWrapperConstructor"]
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
+    """Layer-wise lr decay from the backbone's ``lr_layer_id``; ``paramwise_cfg=dict(layer_decay_rate=r)``."""
+
+    SUPPORTED_KEYS = ("layer_decay_rate",)
+
+    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None):
+        super().__init__(optim_wrapper_cfg, paramwise_cfg)
+        unsupported = sorted(set(self.paramwise_cfg) - set(self.SUPPORTED_KEYS))
+        if unsupported:
+            raise ValueError(f"LayerDecayOptimWrapperConstructor: unsupported paramwise_cfg keys {unsupported}; "
+                             f"it takes only {list(self.SUPPORTED_KEYS)} (the layers come from the backbone's "
+                             f"lr_layer_id / num_lr_layers; norms, biases and no_weight_decay() names get no "
+                             f"weight decay)")
+        rate = self.paramwise_cfg.get("layer_decay_rate", 1.0)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
+            raise ValueError(f"LayerDecayOptimWrapperConstructor: paramwise_cfg layer_decay_rate must be a "
+                             f"number in (0, 1], got {rate!r}")
 
     def add_params(self, params: List[dict], module: nn.Module, prefix: str = "", **kwargs) -> None:
         rate = float(self.paramwise_cfg.get("layer_decay_rate", 1.0))
