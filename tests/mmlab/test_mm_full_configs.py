@@ -2,7 +2,8 @@
 at their real input size (batch 1, no gradients, random weights: no dataset, no download).
 
 By default one config per model type runs (UperNet on VMamba-T[s1l8] and on Vim-T, Mask R-CNN
-on VMamba-T[s1l8], QDTrack, ByteTrack, MaskTrack R-CNN: about 45 s together on 2 idle CPU cores);
+on VMamba-T[s1l8], Cascade Mask R-CNN on Vim-T, QDTrack, ByteTrack, MaskTrack R-CNN: about 65 s
+together on 2 idle CPU cores);
 the other sizes and variants are marked ``slow`` (``pytest -m slow``; the Vanilla-VMamba detectors
 take 1-2.5 minutes each on the CPU, the v2 ones 9-18 s).
 """
@@ -33,6 +34,7 @@ DEFAULT = {  # one per model type
     "segmentation/upernet_vmamba-t-s1l8_8xb2-160k_ade20k-512x512.py",
     "segmentation/upernet_vim-t_4xb8-60k_ade20k-512x512.py",
     "detection/mask-rcnn_vmamba-t-s1l8_fpn_1x_coco.py",
+    "detection/cascade-mask-rcnn_vim-t_simple-fpn_lsj-100e_coco.py",
     "tracking/qdtrack_faster-rcnn_vmamba-t-s1l8_fpn_8xb2-4e_mot17halftrain_test-mot17halfval.py",
     "tracking/bytetrack_yolox-vmamba-t-s1l8_8xb4-80e_crowdhuman-mot17halftrain_test-mot17halfval.py",
     "tracking/masktrack-rcnn_mask-rcnn_vmamba-t-s1l8_fpn_8xb1-12e_youtubevis2019.py",

@@ -32,6 +32,7 @@ TOYS = {
     "segmentation/toy/upernet_vim-toy_ade20k-64x64.py": ["mIoU", "aAcc"],
     "detection/toy/mask-rcnn_vmamba-toy_fpn_1x_coco.py": ["coco/bbox_mAP", "coco/segm_mAP"],
     "detection/toy/mask-rcnn_vanilla-vmamba-toy_fpn_ms-3x_coco.py": ["coco/bbox_mAP", "coco/segm_mAP"],
+    "detection/toy/cascade-mask-rcnn_vim-toy_simple-fpn_coco.py": ["coco/bbox_mAP", "coco/segm_mAP"],
     "tracking/toy/qdtrack_faster-rcnn_vmamba-toy_fpn_mot17-toy.py":
         ["motchallenge-metric/HOTA", "motchallenge-metric/MOTA", "motchallenge-metric/IDF1", "coco/bbox_mAP"],
     "tracking/toy/bytetrack_yolox-vmamba-toy_mot17-toy.py":

@@ -7,7 +7,7 @@ Load it from a config with::
 Importing it applies the compatibility fixes of :mod:`vision_ssm.mmlab.compat` (torch 2.6+
 ``weights_only`` loading of mmengine checkpoints, NumPy 2) and registers ``VMambaBackbone`` and
 ``VimBackbone`` in the ``MODELS`` registries of mmdet and mmseg (whichever are installed), and
-``LayerDecayOptimWrapperConstructor`` in mmengine's.
+``LayerDecayOptimWrapperConstructor`` in mmengine's, and the ``LN2d`` norm (for ``norm_cfg``).
 """
 from . import compat
 
@@ -35,7 +35,17 @@ def _register() -> list:
         done.append(package)
     if not done:
         raise ImportError("vision_ssm.mmlab needs mmdet and/or mmseg (run tools/install_mmlab.sh)")
+    _register_norms()
     return done
+
+
+def _register_norms() -> None:
+    """``norm_cfg=dict(type='LN2d')``: a LayerNorm over the channels of NCHW maps (ViTDet's heads)."""
+    from mmengine.registry import MODELS
+
+    from vision_ssm.layers.norm import LayerNorm2d
+    if "LN2d" not in MODELS.module_dict:
+        MODELS.register_module("LN2d", module=LayerNorm2d)
 
 
 REGISTERED_IN = _register()
