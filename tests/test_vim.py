@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -338,6 +339,33 @@ def test_checkpoint_at_other_img_size_interpolates_pos_embed(name, tmp_path):
     for k, v in model.state_dict().items():
         if k != "pos_embed":
             assert torch.equal(v, sd[k]), k
+
+
+def test_stride8_checkpoint_in_stride16_model_warns(tmp_path, caplog):
+    """A Vim-T+ checkpoint (stride 8, 27x27 grid) loads into the stride-16 Vim-T at its pretrained
+    224x224 size only with a warning naming both grids and the likely stride mismatch."""
+    _, path = _make_checkpoint("vim_tiny_patch16_stride8_224", tmp_path, "pth", seed=5)
+    with caplog.at_level(logging.WARNING, logger="vision_ssm.models.vim"):
+        model = timm.create_model("vim_tiny_patch16_224", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    assert model.patch_embed.grid_size == (14, 14)
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("27x27" in m and "14x14" in m and "pretrained input size 224x224" in m and "stride 8" in m
+               and "stride 16" in m for m in messages), messages
+
+
+def test_pos_embed_resampling_warns_naming_grids(tmp_path, caplog):
+    """At another img_size the resampling is expected: a warning names the grids, no stride claim."""
+    _, path = _make_checkpoint("vim_tiny_patch16_224", tmp_path, "pth", seed=6)
+    with caplog.at_level(logging.WARNING, logger="vision_ssm.models.vim"):
+        timm.create_model("vim_tiny_patch16_224", pretrained=True, img_size=256,
+                          pretrained_cfg_overlay=dict(file=str(path)))
+    messages = [r.getMessage() for r in caplog.records if "pos_embed" in r.getMessage()]
+    assert len(messages) == 1 and "14x14" in messages[0] and "16x16" in messages[0]
+    assert "stride" not in messages[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vision_ssm.models.vim"):  # same grid: nothing to say
+        timm.create_model("vim_tiny_patch16_224", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    assert not [r for r in caplog.records if "pos_embed" in r.getMessage()]
 
 
 def test_ema_weights_head_reset_and_strictness(tmp_path):

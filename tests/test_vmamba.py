@@ -536,3 +536,161 @@ def test_torch_compile_cpu(backend, name):
     torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-6)
     y.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- review fixes
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("name,forward_type", [(V0, None), (V0, "v2"), (V2, "v1"), (V2, "v03"), (V2, None)])
+def test_low_precision_weights_match_fp32(name, forward_type, dtype):
+    """A model cast to bf16 / fp16 (the fp32-scan forward types included) runs in that dtype and
+    matches the float32 model with the same weights within the dtype's precision."""
+    import copy
+    kw = {} if forward_type is None else dict(forward_type=forward_type)
+    model = _small(name, **kw).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        low = copy.deepcopy(model).to(dtype)
+        y = low(x.to(dtype))
+    assert y.dtype == dtype
+    tol = 0.03 if dtype == torch.bfloat16 else 0.005  # bf16: 8-bit mantissa, fp16: 11-bit
+    assert (y.float() - ref).abs().max() <= tol * ref.abs().max(), (y.float() - ref).abs().max()
+
+
+def test_catavgmax_head_takes_both_pools():
+    model = _small(V2, global_pool="catavgmax").eval()
+    assert model.classifier.head.in_features == 2 * 128
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        normed = model.classifier.norm(model.forward_features(x))
+        pooled = torch.cat([normed.mean(dim=(2, 3)), normed.amax(dim=(2, 3))], dim=1)  # timm: (avg, max)
+        torch.testing.assert_close(model.forward_head(model.forward_features(x), pre_logits=True), pooled)
+        torch.testing.assert_close(model(x), F.linear(pooled, model.classifier.head.weight,
+                                                      model.classifier.head.bias))
+    model.reset_classifier(5)  # keeps catavgmax
+    assert model.classifier.head.in_features == 256 and model(x).shape == (2, 5)
+    model.reset_classifier(3, global_pool="avg")
+    assert model.classifier.head.in_features == 128 and model(x).shape == (2, 3)
+
+
+def test_no_pooling_with_classes_errors():
+    with pytest.raises(ValueError, match="global_pool='' .*num_classes=0"):
+        _small(V2, global_pool="")
+    model = _small(V2, num_classes=0, global_pool="")
+    with pytest.raises(ValueError, match="global_pool=''"):
+        model.reset_classifier(5)  # still without pooling
+    assert model.num_classes == 0 and isinstance(model.classifier.head, nn.Identity)
+    other = _small(V2)
+    with pytest.raises(ValueError, match="global_pool=''"):
+        other.reset_classifier(5, global_pool="")
+    assert other.num_classes == 10 and other(torch.randn(1, 3, 64, 64)).shape == (1, 10)  # unchanged
+    model.reset_classifier(5, global_pool="max")
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 5)
+
+
+@pytest.mark.parametrize("coarse", [True, False])
+def test_group_matcher_head_norm_joins_last_stage(coarse):
+    from timm.models import group_parameters
+    model = _small(V0)
+    groups = list(group_parameters(model, model.group_matcher(coarse=coarse)).values())
+    names = [n for n, _ in model.named_parameters()]
+    flat = [n for g in groups for n in g]
+    assert sorted(flat) == sorted(names)  # every parameter in exactly one group
+    group = {n: i for i, g in enumerate(groups) for n in g}
+    last = "layers.3.blocks.0.op.A_logs"
+    assert group["classifier.norm.weight"] == group["classifier.norm.bias"] == group[last]
+    assert group["classifier.head.weight"] == len(groups) - 1 != group[last]
+    if coarse:
+        assert all(group[n] == group[last] for n in names if n.startswith("layers.3."))
+
+
+def _ss2d_keys(sd, key):
+    return sorted(k for k in sd if k.endswith(".op." + key))
+
+
+def test_checkpoint_of_other_scan_layout_is_reported_not_reshaped(tmp_path):
+    """K=4, ssm_ratio=1 tensors hold as many values as K=2, ssm_ratio=2 ones (x_proj_weight
+    (4, 3, 16) vs (2, 3, 32)): they are not layouts of each other and must stay mismatched."""
+    kw = dict(depths=(1, 1, 1, 1), num_classes=10)
+    source = _small(V2, ssm_ratio=1.0, **kw)
+    target = _small(V2, ssm_ratio=2.0, scan="bidirectional", **kw)
+    sd, tsd = source.state_dict(), target.state_dict()
+    key = "layers.0.blocks.0.op.x_proj_weight"
+    assert sd[key].shape == (4, 3, 16) and tsd[key].shape == (2, 3, 32)
+    converted = checkpoint_filter_fn(sd, target)
+    for name in ("x_proj_weight", "dt_projs_weight", "dt_projs_bias", "A_logs", "Ds"):
+        for k in _ss2d_keys(sd, name):
+            assert converted[k] is sd[k] or torch.equal(converted[k], sd[k]), k
+            assert converted[k].shape == sd[k].shape, k
+    path = tmp_path / "cross_ratio1.pth"
+    torch.save({"model": sd}, path)
+    with pytest.raises(PretrainedLoadError) as err:
+        timm.create_model(V2, **SMALL | kw, ssm_ratio=2.0, scan="bidirectional", pretrained=True,
+                          pretrained_cfg_overlay=dict(file=str(path)))
+    msg = str(err.value)
+    assert "layers.0.blocks.0.op.x_proj_weight (checkpoint (4, 3, 16) vs model (2, 3, 32))" in msg
+    assert "layers.0.blocks.0.op.dt_projs_bias (checkpoint (4, 16) vs model (2, 32))" in msg
+
+
+def test_official_flattened_ssm_layouts_convert():
+    """(K*C, D, 1) x_proj / (K*D, R, 1) dt_projs conv weights, (K*D,) dt bias, (K, D, N) A_logs and
+    (K, D) Ds: each is split / joined along the directions, value for value."""
+    model = _small(V2, depths=(1, 1, 1, 1), ssm_d_state=2)
+    sd = model.state_dict()
+    sd = {k: torch.randn_like(v) for k, v in sd.items()}
+    stored = {}
+    for k, v in sd.items():
+        if k.endswith(("x_proj_weight", "dt_projs_weight")):  # (K, a, b) -> K blocks stacked as rows
+            stored[k] = torch.cat([v[i] for i in range(v.shape[0])], dim=0)[..., None]
+        elif k.endswith("dt_projs_bias"):
+            stored[k] = torch.cat([v[i] for i in range(v.shape[0])])
+        elif k.endswith(("A_logs", "Ds")):  # (K*D, ...) -> (K, D, ...)
+            stored[k] = torch.stack(v.chunk(4, dim=0))
+        else:
+            stored[k] = v
+    assert stored["layers.0.blocks.0.op.x_proj_weight"].shape == (4 * 5, 16, 1)  # R + 2N = 5, d_inner 16
+    assert stored["layers.0.blocks.0.op.A_logs"].shape == (4, 16, 2)
+    converted = checkpoint_filter_fn(stored, model)
+    assert set(converted) == set(sd)
+    for k, v in sd.items():
+        assert torch.equal(converted[k], v), k
+
+
+def test_prune_keeps_model_consistent():
+    model = _small(V2).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        feats = model.forward_intermediates(x, intermediates_only=True)
+    model.prune_intermediate_layers([0, 1], prune_norm=False, prune_head=False)
+    assert model.feature_info == [dict(num_chs=16, reduction=4, module="layers.0.blocks"),
+                                  dict(num_chs=32, reduction=8, module="layers.1.blocks")]
+    assert model.num_features == model.head_hidden_size == 32
+    with torch.no_grad():
+        final, inter = model.forward_intermediates(x)
+        assert [f.shape[1] for f in inter] == [fi["num_chs"] for fi in model.feature_info]
+        torch.testing.assert_close(inter[1], feats[1])
+        torch.testing.assert_close(final, feats[1])  # the last stage's downsample is gone
+        normed = model.forward_intermediates(x, indices=[1], norm=True, intermediates_only=True)[0]
+        torch.testing.assert_close(normed, F.layer_norm(feats[1].permute(0, 2, 3, 1), (32,)).permute(0, 3, 1, 2))
+        assert model(x).shape == (2, 10)  # a new classifier for the new width
+        assert model.forward_head(final, pre_logits=True).shape == (2, 32)
+
+    # timm's defaults (prune_head): no classifier, no pooling; with prune_norm model(x) is the stage map
+    v0 = _small(V0).eval()
+    with torch.no_grad():
+        feats_v0 = v0.forward_intermediates(x, intermediates_only=True)
+    v0.prune_intermediate_layers([0, 1], prune_norm=True)
+    assert [fi["num_chs"] for fi in v0.feature_info] == [16, 32] and v0.num_features == 32
+    with torch.no_grad():
+        torch.testing.assert_close(v0(x), feats_v0[1])
+        torch.testing.assert_close(v0.forward_intermediates(x, intermediates_only=True)[1], feats_v0[1])
+
+
+def test_even_ssm_conv_rejected():
+    with pytest.raises(ValueError, match="ssm_conv must be odd.*ssm_conv=4"):
+        _small(V2, ssm_conv=4)
+    with pytest.raises(ValueError, match="d_conv must be odd.*d_conv=2"):
+        SS2D(d_model=8, d_conv=2)
+    model = _small(V2, ssm_conv=5)
+    assert model.layers[0].blocks[0].op.conv2d.padding == (2, 2)
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 10)

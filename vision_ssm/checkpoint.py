@@ -3,6 +3,13 @@
 Checkpoints from the internet must never run code.  Official VMamba and Vim training dicts hold,
 besides tensors, an ``argparse.Namespace`` of training arguments (and the plain Python values in
 it); those are the only non-tensor types we allow.  ``weights_only=False`` is never used.
+
+VMamba's Swin-style ``save_checkpoint`` may also store the training config, a yacs ``CfgNode``
+(a dict subclass), under ``config``.  yacs is never imported: the pickled global
+``yacs.config.CfgNode`` is mapped to a local constructor that makes a plain ``OrderedDict`` (the
+weights-only unpickler fills only exact dict / OrderedDict instances; OrderedDict also takes the
+node's attribute state), and after loading each such node becomes an inert :class:`ConfigNode`
+holding the same entries.
 """
 from __future__ import annotations
 
@@ -19,6 +26,44 @@ SAFE_CHECKPOINT_TYPES = [argparse.Namespace, collections.OrderedDict, collection
 
 STATE_DICT_KEYS = ("state_dict_ema", "model_ema", "model", "state_dict", "module")
 
+_CFG_NODE_MARK = "_vision_ssm_cfg_node"
+
+
+class ConfigNode(dict):
+    """Inert stand-in for a pickled yacs ``CfgNode``: a plain dict of its entries, no behaviour."""
+
+
+class _CfgNodeUnpickled:
+    """Unpickles ``yacs.config.CfgNode``: a marked, empty OrderedDict (never yacs itself)."""
+
+    def __new__(cls, *args, **kwargs):
+        node = collections.OrderedDict()
+        node.__dict__[_CFG_NODE_MARK] = True
+        return node
+
+
+# (local object, pickled global name) pairs standing in for classes we never import
+STAND_IN_GLOBALS = [(_CfgNodeUnpickled, "yacs.config.CfgNode")]
+
+
+def _restore_config_nodes(obj: Any) -> Any:
+    """Replaces (recursively, in dicts / lists / tuples) the unpickled CfgNodes by ConfigNode."""
+    if isinstance(obj, torch.Tensor):
+        return obj
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            new = _restore_config_nodes(value)
+            if new is not value:
+                obj[key] = new
+        if type(obj) is collections.OrderedDict and obj.__dict__.get(_CFG_NODE_MARK):
+            return ConfigNode(obj)
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            obj[i] = _restore_config_nodes(value)
+    elif type(obj) is tuple:
+        return tuple(_restore_config_nodes(v) for v in obj)
+    return obj
+
 
 def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
     """Reads a .safetensors or a torch checkpoint without ever unpickling arbitrary objects."""
@@ -28,13 +73,14 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
         return load_file(path, device=str(map_location))
-    with torch.serialization.safe_globals(SAFE_CHECKPOINT_TYPES):
+    with torch.serialization.safe_globals(SAFE_CHECKPOINT_TYPES + STAND_IN_GLOBALS):
         try:
-            return torch.load(path, map_location=map_location, weights_only=True)
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as err:  # the unpickler names the forbidden global
+            allowed = [t.__name__ for t in SAFE_CHECKPOINT_TYPES] + [name for _, name in STAND_IN_GLOBALS]
             raise RuntimeError(
-                f"refusing to load {path}: it holds objects outside the allow-list "
-                f"{[t.__name__ for t in SAFE_CHECKPOINT_TYPES]} ({err})") from err
+                f"refusing to load {path}: it holds objects outside the allow-list {allowed} ({err})") from err
+    return _restore_config_nodes(checkpoint)
 
 
 def unwrap_state_dict(checkpoint: Any, use_ema: bool = False) -> dict[str, torch.Tensor]:

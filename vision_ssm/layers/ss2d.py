@@ -165,6 +165,9 @@ class SS2D(nn.Module):
             scan_backend: str = "auto",
     ):
         super().__init__()
+        if d_conv > 1 and d_conv % 2 == 0:
+            raise ValueError(f"SS2D: d_conv must be odd (a 'same'-padded depthwise conv keeps the H x W "
+                             f"map), got d_conv={d_conv}")
         opts = parse_forward_type(forward_type)
         self.forward_type = forward_type
         self.gated, self.z_act, self.force_fp32 = opts["gated"], opts["z_act"], opts["force_fp32"]
@@ -258,11 +261,20 @@ class SS2D(nn.Module):
             y = y / K
         elif merge != "sum":
             y = self.scan.merge_outputs(y)
+        # the scan output is float32 for the fp32 forward types: the norm runs in its own dtype
+        # (bf16 / fp16 weights of a converted model), or in float32 under autocast / fp32 weights
+        norm_weight = getattr(self.out_norm, "weight", None)
+        if isinstance(norm_weight, torch.Tensor) and norm_weight.dtype != y.dtype:
+            y = y.to(norm_weight.dtype)
         if self.channel_first:
             y = self.out_norm(y.view(B, D, H, W))
         else:
             y = self.out_norm(y.transpose(1, 2)).reshape(B, H, W, D)
-        return y.to(x.dtype) if self.cast_out else y
+        if self.cast_out or (y.dtype != x.dtype and not torch.is_autocast_enabled(x.device.type)):
+            # "v0" keeps float32 under autocast like VMamba; without it, the gate and out_proj
+            # need the model's dtype
+            y = y.to(x.dtype)
+        return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.in_proj(x)

@@ -44,6 +44,7 @@ naming the size).
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
@@ -59,6 +60,8 @@ from timm.models._manipulate import checkpoint
 from vision_ssm.layers.bimamba import BiMamba
 from vision_ssm.layers.pos_embed import insert_mid_token, mid_index, resample_pos_embed_mid_cls, split_mid_token
 from vision_ssm.models._builder import PretrainedLoaderMixin, build_ssm_model, make_cfg
+
+_logger = logging.getLogger(__name__)
 
 __all__ = ["VisionMamba", "VimBlock", "VimPatchEmbed", "RMSNorm", "checkpoint_filter_fn",
            "scan_token_orders", "resolve_scan"]
@@ -474,17 +477,42 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
 
 
 # ---------------------------------------------------------------------------------------- loading
+def _pos_embed_grid_warning(num_patches: int, model: VisionMamba) -> str:
+    """The warning for a checkpoint ``pos_embed`` of ``num_patches`` patches resampled to the model's grid."""
+    side = math.isqrt(num_patches)
+    old = f"{side}x{side}" if side * side == num_patches else f"{num_patches} patches"
+    new_h, new_w = model.patch_embed.grid_size
+    msg = f"resampling the checkpoint's pos_embed from a {old} grid to the model's {new_h}x{new_w} grid"
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    input_size = cfg.get("input_size") if isinstance(cfg, dict) else None
+    img_h, img_w = model.patch_embed.img_size
+    if input_size is None or tuple(input_size[-2:]) != (img_h, img_w):
+        return msg
+    # the model is at its pretrained input size: the checkpoint's grid comes from another patch layout
+    (p, _), (stride, _) = model.patch_embed.patch_size, model.patch_embed.stride
+    fits = [s for s in range(1, p + 1) if side * side == num_patches and (img_h - p) // s + 1 == side]
+    hint = f" (a {old} grid at {img_h}x{img_w} fits stride {fits[0]})" if fits and fits[0] != stride else ""
+    return (f"{msg}, although the model is at its pretrained input size {img_h}x{img_w}: the checkpoint was "
+            f"probably trained with another patch stride{hint} than this model's stride {stride} (e.g. a "
+            f"stride-8 Vim-T+ / S+ checkpoint loaded into a stride-16 model); use the matching variant "
+            f"(e.g. *_patch16_stride8_224) unless the resampling is intended")
+
+
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VisionMamba) -> Dict[str, torch.Tensor]:
     """Official Vim state dicts load as is (identity key mapping); this only adapts sizes:
 
     * ``pos_embed`` of another grid is interpolated to the model's (bicubic, the class token kept,
-      at the middle); the checkpoint's grid is taken as square;
+      at the middle); the checkpoint's grid is taken as square.  Every resampling logs a warning
+      naming both grids; at the model's pretrained input size the warning says that the
+      checkpoint probably has another patch stride (a stride-8 checkpoint in a stride-16 model);
     * ``patch_embed.proj.weight`` of another kernel size is resampled (timm's resample_patch_embed).
     A training dict (``model`` / ``model_ema``) is unwrapped by the loader before this is called.
     """
     out = {}
     for k, v in state_dict.items():
         if k == "pos_embed" and v.shape != model.pos_embed.shape:
+            if v.dim() == 3 and v.shape[1] - model.num_prefix_tokens != model.patch_embed.num_patches:
+                _logger.warning(_pos_embed_grid_warning(v.shape[1] - model.num_prefix_tokens, model))
             v = resample_pos_embed_mid_cls(v, model.patch_embed.grid_size, num_prefix_tokens=model.num_prefix_tokens)
         elif k == "patch_embed.proj.weight" and v.shape[-2:] != model.patch_embed.proj.weight.shape[-2:]:
             v = resample_patch_embed(v, list(model.patch_embed.patch_size), verbose=True)

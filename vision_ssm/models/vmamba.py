@@ -162,21 +162,41 @@ class VSSStage(nn.Module):
 
 
 class VMambaHead(nn.Module):
-    """``norm`` (channel-first, on the map) -> global pool -> dropout -> ``head``."""
+    """``norm`` (channel-first, on the map) -> global pool -> dropout -> ``head``.
+
+    The Linear takes ``num_features * feat_mult`` inputs (2x for "catavgmax"); ``pool_type=""``
+    (no pooling, the map is returned) only works without classes.
+    """
 
     def __init__(self, num_features: int, num_classes: int, pool_type: str = "avg", drop_rate: float = 0.,
                  norm_layer=LayerNorm2d):
         super().__init__()
         self.in_features = num_features
         self.norm = norm_layer(num_features)
-        self.global_pool = SelectAdaptivePool2d(pool_type=pool_type, flatten=bool(pool_type))
+        self.global_pool = self._make_pool(pool_type, num_classes)
         self.drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = self._make_head(num_classes)
+
+    @staticmethod
+    def _make_pool(pool_type: str, num_classes: int) -> SelectAdaptivePool2d:
+        pool = SelectAdaptivePool2d(pool_type=pool_type, flatten=bool(pool_type))
+        if num_classes > 0 and pool.is_identity():
+            raise ValueError(
+                f"global_pool={pool_type!r} (no pooling) needs num_classes=0: the Linear classifier takes "
+                f"pooled (B, C) features; use global_pool='avg' (or 'max', 'avgmax', 'catavgmax') to "
+                f"classify, got num_classes={num_classes}")
+        return pool
+
+    def _make_head(self, num_classes: int) -> nn.Module:
+        if num_classes <= 0:
+            return nn.Identity()
+        return nn.Linear(self.in_features * self.global_pool.feat_mult(), num_classes)
 
     def reset(self, num_classes: int, pool_type: Optional[str] = None):
-        if pool_type is not None:
-            self.global_pool = SelectAdaptivePool2d(pool_type=pool_type, flatten=bool(pool_type))
-        self.head = nn.Linear(self.in_features, num_classes) if num_classes > 0 else nn.Identity()
+        """New classifier (and pooling when ``pool_type`` is given); the pooling is checked first."""
+        self.global_pool = self._make_pool(self.global_pool.pool_type if pool_type is None else pool_type,
+                                           num_classes)
+        self.head = self._make_head(num_classes)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.drop(self.global_pool(self.norm(x)))
@@ -231,6 +251,10 @@ class VMamba(PretrainedLoaderMixin, nn.Module):
         if ssm_rank_ratio is not None and 0 < ssm_rank_ratio < ssm_ratio:
             raise NotImplementedError(
                 f"low-rank SS2D (ssm_rank_ratio={ssm_rank_ratio} < ssm_ratio={ssm_ratio}) is not implemented")
+        if ssm_conv > 1 and ssm_conv % 2 == 0:
+            raise ValueError(
+                f"ssm_conv must be odd (SS2D's depthwise conv is 'same'-padded with (ssm_conv - 1) // 2, "
+                f"as in VMamba, so an even kernel would shrink the map), got ssm_conv={ssm_conv}")
         norm_cls, self.channel_first = get_norm_layer(norm_layer)
         self.num_classes = num_classes
         self.in_chans = in_chans
@@ -309,9 +333,11 @@ class VMamba(PretrainedLoaderMixin, nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
+        # the head norm normalises the last stage's output: it joins the last stage (coarse) or
+        # the last block (fine), like a stage's downsample (timm's MATCH_PREV_GROUP)
         return dict(
             stem=r"^patch_embed|^pos_embed",
-            blocks=r"^layers\.(\d+)" if coarse else [
+            blocks=[(r"^layers\.(\d+)", None), (r"^classifier\.norm", (99999,))] if coarse else [
                 (r"^layers\.(\d+)\.blocks\.(\d+)", None),
                 (r"^layers\.(\d+)\.downsample", (99999,)),  # ends stage i: joins its last block
                 (r"^classifier\.norm", (99999,)),
@@ -328,8 +354,8 @@ class VMamba(PretrainedLoaderMixin, nn.Module):
         return self.classifier.head
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
-        self.num_classes = num_classes
         self.classifier.reset(num_classes, global_pool)
+        self.num_classes = num_classes
 
     # ------------------------------------------------------------------ forward
     def _check_size(self, H: int, W: int, what: str = "input"):
@@ -401,11 +427,25 @@ class VMamba(PretrainedLoaderMixin, nn.Module):
             prune_norm: bool = False,
             prune_head: bool = True,
     ):
-        """Drops the stages after the last requested one (and its now unused downsample)."""
+        """Drops the stages after the last requested one (and its now unused downsample).
+
+        ``feature_info`` is truncated and ``num_features`` / ``head_hidden_size`` become the width of
+        the new last stage.  The head norm and classifier were sized for (and trained on) the
+        dropped last stage: when stages are dropped they are rebuilt, freshly initialised, for the
+        new width (the norm as Identity with ``prune_norm``), so ``forward_intermediates(...,
+        norm=True)`` and ``model(x)`` keep working.  ``prune_head`` resets the classifier to
+        ``num_classes=0`` without pooling (timm's convention): ``model(x)`` returns the normed map.
+        """
         take_indices, max_index = feature_take_indices(len(self.layers), indices)
         if max_index < len(self.layers) - 1:
             self.layers = self.layers[:max_index + 1]
             self.layers[-1].downsample = nn.Identity()
+            self.feature_info = self.feature_info[:max_index + 1]
+            self.num_features = self.head_hidden_size = self.feature_info[-1]["num_chs"]
+            old = self.classifier
+            self.classifier = VMambaHead(self.num_features, self.num_classes, old.global_pool.pool_type,
+                                         old.drop.p, type(old.norm))
+            self.classifier.apply(self._init_weights)
         if prune_norm:
             self.classifier.norm = nn.Identity()
         if prune_head:
@@ -434,6 +474,31 @@ _MERGING_RENAMES = (
 )
 
 
+_SS2D_PARAMS = re.compile(r"^(.*\.)(x_proj_weight|dt_projs_weight|dt_projs_bias|A_logs|Ds)$")
+
+
+def _non_unit(shape) -> Tuple[int, ...]:
+    return tuple(int(d) for d in shape if d != 1)
+
+
+def _official_layout(src, dst, K: Optional[int]) -> bool:
+    """Whether ``src`` -> ``dst`` is one of VMamba's stored layouts of the same tensor.
+
+    Up to unit dims (1x1 conv / conv1d weights): equal, or the leading K directions flattened
+    into / split out of the next dim ((K*D, N) <-> (K, D, N), (K*D,) <-> (K, D)), K being the
+    model's number of scan directions.  Anything else (another K or d_inner) is not a layout.
+    """
+    s, d = _non_unit(src), _non_unit(dst)
+    if s == d:
+        return True
+    if not K or K == 1:
+        return False
+    for a, b in ((s, d), (d, s)):  # a = (K, D, ...) and b = (K*D, ...)
+        if len(a) >= 2 and a[0] == K and b == (K * a[1],) + a[2:]:
+            return True
+    return False
+
+
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VMamba) -> Dict[str, torch.Tensor]:
     """Official VMamba state dict (current or legacy layout) -> this model's keys.
 
@@ -441,7 +506,10 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VMamba) -> 
     checkpoints (``patch_embed.proj/norm``, ``ln_1``, ``self_attention``, top-level ``norm`` /
     ``head``), ``module.`` prefixes, the single-file code's ``downsample.1/2`` patch merging and
     ``x_proj.weight`` / ``dt_projs.weight`` modules are converted; tensors stored with extra
-    unit dims (1x1 conv weights) are reshaped; ``pos_embed`` is resized when its grid differs.
+    unit dims (1x1 conv weights) and SS2D tensors stored with the K directions flattened or split
+    ((K*D, N) <-> (K, D, N), (K*D,) <-> (K, D)) are reshaped; ``pos_embed`` is resized when its
+    grid differs.  Any other shape difference (another scan K, ssm_ratio, d_state ...) is left
+    as is, so that loading reports the mismatch instead of scrambling the values.
     """
     if "model" in state_dict and isinstance(state_dict["model"], dict):
         state_dict = state_dict["model"]
@@ -456,12 +524,14 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VMamba) -> 
                 k = pattern.sub(repl, k)
         if k in model_sd and v.shape != model_sd[k].shape:
             target = model_sd[k]
+            ssm = _SS2D_PARAMS.match(k)
+            K = None
+            if ssm is not None and ssm.group(1) + "x_proj_weight" in model_sd:
+                K = model_sd[ssm.group(1) + "x_proj_weight"].shape[0]
             if k.endswith("pos_embed") and v.dim() == 4:
                 v = F.interpolate(v.float(), size=target.shape[-2:], mode="bicubic",
                                   align_corners=False).to(v.dtype)
-            elif v.numel() == target.numel() and (
-                    [d for d in v.shape if d != 1] == [d for d in target.shape if d != 1]
-                    or re.search(r"(x_proj_weight|dt_projs_weight|dt_projs_bias|A_logs|Ds)$", k)):
+            elif v.numel() == target.numel() and _official_layout(v.shape, target.shape, K):
                 v = v.reshape(target.shape)
         out[k] = v
     return out
