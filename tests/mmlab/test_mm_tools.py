@@ -94,3 +94,18 @@ def test_torchrun_two_processes(toy_root, tmp_path):
                                      "--data-root", data_root],
                          check=True, env=env, cwd=REPO, capture_output=True, text=True)
     assert "coco/bbox_mAP" in out.stdout + out.stderr
+
+
+def test_data_root_must_cover_every_dataset(tmp_path):
+    """ByteTrack reads CrowdHuman next to MOT17: --data-root alone would leave it behind silently."""
+    from vision_ssm.mmlab import cli
+    config = str(CONFIGS / "tracking/bytetrack_yolox-vmamba-t-s1l8_8xb4-80e_crowdhuman-mot17halftrain_test-mot17halfval.py")
+    parser = cli.common_parser("test")
+    with pytest.raises(SystemExit, match=r"also reads \['data/crowdhuman'\]"):
+        cli.load_config(cli.parse(parser, [config, "--data-root", str(tmp_path / "mot")]))
+    ch = str(tmp_path / "crowdhuman")
+    datasets = "train_dataloader.dataset.dataset.datasets"  # MOT17 half-train, CrowdHuman train and val
+    cfg = cli.load_config(cli.parse(parser, [config, "--data-root", str(tmp_path / "mot"), "--cfg-options",
+                                             f"{datasets}.1.data_root={ch}", f"{datasets}.2.data_root={ch}"]))
+    roots = [d.data_root.rstrip("/") for d in cfg.train_dataloader.dataset.dataset.datasets]
+    assert roots == [str(tmp_path / "mot"), ch, ch]

@@ -38,14 +38,21 @@ def load_config(args: argparse.Namespace) -> Any:
     from mmengine.config import Config
 
     import vision_ssm.mmlab  # noqa: F401
-    from vision_ssm.mmlab.utils import set_data_root
+    from vision_ssm.mmlab.utils import check_data_roots, set_data_root
 
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
+    moved_from = cfg.get("data_root")
     if args.data_root:
-        set_data_root(cfg, args.data_root)
+        set_data_root(cfg, args.data_root, check=False)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if args.data_root:  # every dataset now under --data-root, or placed by --cfg-options
+        given = [v for v in (args.cfg_options or {}).values() if isinstance(v, str)]
+        try:
+            check_data_roots(cfg, args.data_root, moved_from, allowed=given)
+        except ValueError as err:
+            raise SystemExit(f"error: {err}") from err
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get("work_dir") is None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["set_data_root", "setup_cpu_distributed"]
+__all__ = ["set_data_root", "check_data_roots", "setup_cpu_distributed"]
 
 
-def set_data_root(cfg: Any, data_root: str) -> Any:
+def set_data_root(cfg: Any, data_root: str, check: bool = True) -> Any:
     """Moves a config's datasets to ``data_root``: every string value that starts with the
     config's ``data_root`` (dataset roots, evaluator ``ann_file`` paths ...) gets the new prefix.
 
-    Returns the config (modified in place).  A config without ``data_root`` is an error.
+    Returns the config (modified in place).  A config without ``data_root`` is an error, and so is
+    one whose datasets also read another root (ByteTrack's CrowdHuman next to MOT17): those would
+    silently stay where they were (``check=False`` leaves that to :func:`check_data_roots`, after
+    further overrides).
     """
     old = cfg.get("data_root", None) if hasattr(cfg, "get") else None
     if not old:
@@ -40,7 +43,35 @@ def set_data_root(cfg: Any, data_root: str) -> Any:
 
     for key in list(cfg.keys()):
         cfg[key] = visit(cfg[key])
+    if check:
+        check_data_roots(cfg, data_root, old)
     return cfg
+
+
+def check_data_roots(cfg: Any, data_root: str, moved_from: str, allowed=()) -> None:
+    """Raises ValueError if a dataset of ``cfg`` still reads a root outside ``data_root`` (and ``allowed``)."""
+    roots = [root for key in list(cfg.keys()) for root in _dataset_roots(cfg[key])]
+    inside = lambda v, r: v.rstrip("/") == r.rstrip("/") or v.startswith(r.rstrip("/") + "/")  # noqa: E731
+    elsewhere = sorted({v for v in roots if not any(inside(v, r) for r in (data_root, *allowed))})
+    if elsewhere:
+        raise ValueError(f"--data-root moves the datasets under {moved_from!r} to {data_root!r}, but this config "
+                         f"also reads {elsewhere}: set those with --cfg-options (e.g. "
+                         f"train_dataloader.dataset.datasets.1.data_root=DIR, as the config nests them)")
+
+
+def _dataset_roots(node) -> list:
+    """Every string under a ``data_root`` key, at any depth (the datasets' roots)."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "data_root" and isinstance(value, str):
+                found.append(value)
+            else:
+                found += _dataset_roots(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            found += _dataset_roots(value)
+    return found
 
 
 def setup_cpu_distributed(cfg: Any) -> Any:
