@@ -1,0 +1,18 @@
+# TOY twin of ../qdtrack_faster-rcnn_vim-t_simple-fpn_8xb2-4e_mot17halftrain_test-mot17halfval.py: the
+# VMamba QDTrack toy (toy MOT17, 160x128 frames, tiny heads) with a tiny VimBackbone and its simple pyramid.
+_base_ = ['./qdtrack_faster-rcnn_vmamba-toy_fpn_mot17-toy.py']
+
+model = dict(
+    detector=dict(
+        backbone=dict(
+            _delete_=True,
+            type='VimBackbone',
+            arch='vim_tiny_patch16_224',
+            img_size=(128, 160),
+            embed_dim=32,
+            depth=2,
+            out_indices=(1,),
+            pyramid='simple',
+            drop_path_rate=0.0,
+            init_cfg=None),
+        neck=dict(in_channels=[32, 32, 32, 32])))
