@@ -368,6 +368,22 @@ def test_pos_embed_resampling_warns_naming_grids(tmp_path, caplog):
     assert not [r for r in caplog.records if "pos_embed" in r.getMessage()]
 
 
+def test_class_token_checkpoint_into_model_without_one(tmp_path, caplog):
+    """class_token=False (official Vim segmentation): the checkpoint's class token and its middle
+    pos_embed slot are dropped, with a warning; every other weight loads unchanged."""
+    sd, path = _make_checkpoint("vim_tiny_patch16_224", tmp_path, "pth", seed=7)
+    with caplog.at_level(logging.WARNING, logger="vision_ssm.models.vim"):
+        model = timm.create_model("vim_tiny_patch16_224", pretrained=True, class_token=False, global_pool="avg",
+                                  pretrained_cfg_overlay=dict(file=str(path)))
+    assert model.cls_token is None
+    pe = sd["pos_embed"]  # (1, 197, C): the class token at index 196 // 2 = 98
+    torch.testing.assert_close(model.pos_embed.data, torch.cat([pe[:, :98], pe[:, 99:]], dim=1), rtol=0, atol=0)
+    assert any("class token" in r.getMessage() and "class_token=False" in r.getMessage() for r in caplog.records)
+    for k, v in model.state_dict().items():
+        if k not in ("pos_embed", "head.weight", "head.bias"):
+            assert torch.equal(v, sd[k]), k
+
+
 def test_ema_weights_head_reset_and_strictness(tmp_path):
     model = VisionMamba(img_size=32, **TINY, num_classes=10)
     sd = {k: torch.randn_like(v) for k, v in model.state_dict().items()}
@@ -452,6 +468,28 @@ def test_forward_intermediates_and_prune():
     assert model.prune_intermediate_layers([1]) == [1]
     assert len(model.layers) == 2 and isinstance(model.head, torch.nn.Identity)
     torch.testing.assert_close(model.forward_intermediates(x, intermediates_only=True)[1], inter[1])
+
+
+def test_mixer_intermediates_are_the_stream_increments():
+    """intermediate_type='mixer': what block i adds to the residual stream, i.e. the difference of the
+    streams after blocks i and i - 1 (the embedded tokens before block 0), also under checkpointing."""
+    torch.manual_seed(0)
+    model = VisionMamba(img_size=64, embed_dim=16, depth=3, d_state=4, num_classes=5).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        streams = model.forward_intermediates(x, intermediates_only=True)
+        embedded = model._split_tokens(model._embed(x)[0])[0].transpose(1, 2).reshape(2, 16, 4, 4)
+        before = [embedded] + streams[:-1]
+        mixers = model.forward_intermediates(x, intermediates_only=True, intermediate_type="mixer")
+    model.set_grad_checkpointing(True)  # takes effect with gradients on
+    checkpointed = model.forward_intermediates(x, intermediates_only=True, intermediate_type="mixer")
+    sum(f.sum() for f in checkpointed).backward()
+    assert model.layers[0].mixer.in_proj.weight.grad is not None
+    for i in range(3):
+        torch.testing.assert_close(mixers[i], streams[i] - before[i], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(checkpointed[i].detach(), mixers[i])
+    with pytest.raises(ValueError, match="intermediate_type must be one of"):
+        model.forward_intermediates(x, intermediate_type="residual")
 
 
 def test_timm_training_helpers():

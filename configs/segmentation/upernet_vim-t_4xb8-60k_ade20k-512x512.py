@@ -2,6 +2,10 @@
 # seg/configs/vim/upernet): blocks 5/11/17/23 rescaled to strides 4/8/16/32 (x4, x2, x1, x0.5),
 # UperNet with 192 channels, AdamW lr 2e-4, wd 0.1, layer-wise lr decay 0.92, poly decay after
 # 1500 warm-up iterations, 60k iterations at batch 32 (4 GPUs x 8), sliding-window test.
+# Backbone as official VisionMambaSeg with the Vim-T config: no class token (the checkpoint's is
+# dropped with its position-embedding slot), the blocks' mixer outputs as features
+# (use_residual_as_feature=False), no norm on the outputs.  Its residual_in_fp32=False matters only
+# under mixed precision, which this config does not use.
 # lr / wd: the official run (seg/scripts/ft_vim_tiny_upernet.sh: optimizer.lr=2e-4
 # optimizer.weight_decay=0.1) overrides the config file's 1e-4 / 0.05.
 # Published mIoU (Vim paper, single-scale): 41.0.
@@ -22,6 +26,9 @@ model = dict(
         arch='vim_tiny_patch16_224',
         img_size=crop_size,
         out_indices=(5, 11, 17, 23),
+        feature_type='mixer',
+        class_token=False,
+        out_norm=False,
         pyramid='multi',
         pyramid_norm='syncbn',
         drop_path_rate=0.1,  # not set by the official config: our choice

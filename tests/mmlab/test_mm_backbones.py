@@ -248,6 +248,7 @@ def test_layer_decay_optimizer_for_vim():
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
     cfg = load_config(CONFIGS / "segmentation/toy/upernet_vim-toy_ade20k-64x64.py")
+    cfg.model.backbone.update(class_token=True, global_pool="token")  # the recipe has none; check its decay
     with DefaultScope.overwrite_default_scope("mmseg"):
         model = MODELS.build(cfg.model)
         wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
@@ -278,7 +279,8 @@ def test_pretrained_path_loads_that_checkpoint(tmp_path):
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
     ckpt = tmp_path / "vim.pth"
-    ref = _train_py_checkpoint(ckpt, "vim_tiny_patch16_224", embed_dim=32, depth=4, img_size=64)
+    ref = _train_py_checkpoint(ckpt, "vim_tiny_patch16_224", embed_dim=32, depth=4, img_size=64,
+                               class_token=False, global_pool="avg")  # as the recipe's backbone
     cfg = load_config(CONFIGS / "segmentation/toy/upernet_vim-toy_ade20k-64x64.py")
     cfg.model.pretrained = str(ckpt)
     with DefaultScope.overwrite_default_scope("mmseg"):
@@ -395,6 +397,24 @@ def test_pyramid_options_that_would_be_ignored_are_errors():
     assert b.norms[0].weight.grad is not None
 
 
+def test_vim_mixer_features_are_what_each_block_adds():
+    """feature_type='mixer' (official Vim-T segmentation): block i's output is the change it makes to the
+    residual stream, i.e. the difference of the 'stream' features of blocks i and i - 1."""
+    kw = dict(arch="vim_tiny_patch16_224", embed_dim=32, depth=4, img_size=64, out_norm=False, class_token=False)
+    torch.manual_seed(0)
+    stream = VimBackbone(**kw, out_indices=(1, 2, 3)).eval()
+    mixer = VimBackbone(**kw, out_indices=(2, 3), feature_type="mixer").eval()
+    mixer.load_state_dict(stream.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        s1, s2, s3 = stream(x)
+        m2, m3 = mixer(x)
+    torch.testing.assert_close(m2, s2 - s1, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(m3, s3 - s2, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"feature_type must be one of \('stream', 'mixer'\), got 'residual'"):
+        VimBackbone(**kw, feature_type="residual")
+
+
 # ---------------------------------------------------------------- optimizer and the Vim recipe
 @pytest.mark.parametrize("key,value", [("custom_keys", {"pos_embed": dict(decay_mult=0.0)}),
                                        ("norm_decay_mult", 0.0), ("bias_decay_mult", 0.0),
@@ -419,3 +439,15 @@ def test_vim_upernet_recipes_are_the_official_runs():
         optim = Config.fromfile(str(CONFIGS / "segmentation" / name)).optim_wrapper
         assert (optim.optimizer.lr, optim.optimizer.weight_decay, optim.paramwise_cfg.layer_decay_rate) == \
             (lr, wd, rate), name
+
+
+def test_vim_upernet_backbones_are_the_official_seg_backbones():
+    """hustvl/Vim seg/backbone/vim.py (VisionMambaSeg): no class token, no norm on the outputs; Vim-T's
+    features are the blocks' mixer outputs (use_residual_as_feature=False), Vim-S's the residual stream
+    (ft_vim_small_upernet.sh: use_residual_as_feature=True, last_layer_process=add)."""
+    from mmengine.config import Config
+    official = {"upernet_vim-t_4xb8-60k_ade20k-512x512.py": "mixer",
+                "upernet_vim-s_4xb8-60k_ade20k-512x512.py": "stream"}
+    for name, feature_type in official.items():
+        backbone = Config.fromfile(str(CONFIGS / "segmentation" / name)).model.backbone
+        assert (backbone.feature_type, backbone.class_token, backbone.out_norm) == (feature_type, False, False), name

@@ -36,9 +36,9 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import PretrainedInit
 from torch.nn.modules.batchnorm import _BatchNorm
 
-import vision_ssm.models.vim  # noqa: F401  (registers the Vim models with timm)
 import vision_ssm.models.vmamba  # noqa: F401  (registers the VMamba models with timm)
 from vision_ssm.layers.norm import LayerNorm2d
+from vision_ssm.models.vim import INTERMEDIATE_TYPES  # importing it registers the Vim models with timm
 
 __all__ = ["VMambaBackbone", "VimBackbone", "PretrainedBackboneError"]
 
@@ -418,7 +418,12 @@ class VimBackbone(_TimmBackbone):
             stride are zero-padded.
         out_indices: blocks whose outputs are returned (e.g. (5, 11, 17, 23) of 24; negative
             counts from the end), unique and increasing.
-        out_norm: a LayerNorm (channel-first) on every output before the pyramid.
+        feature_type: what a block outputs: ``'stream'``, the residual stream after it (official
+            Vim-S segmentation: ``use_residual_as_feature=True, last_layer_process='add'``), or
+            ``'mixer'``, its mixer output before it joins the stream (official Vim-T segmentation,
+            ``VisionMambaSeg``'s default).
+        out_norm: a LayerNorm (channel-first) on every output before the pyramid (official Vim
+            segmentation has none).
         pyramid: None (every output at the patch stride), ``'multi'`` (needs 4 out_indices:
             rescaled x4, x2, x1, x0.5 to strides 4..32 for patch stride 16) or ``'simple'``
             (ViTDet: 4 levels at strides 4..32 from exactly one out index).
@@ -428,13 +433,14 @@ class VimBackbone(_TimmBackbone):
             k > 0 also the first k blocks.
         init_cfg, pretrained: as for :class:`VMambaBackbone`.
         **model_kwargs: any Vim constructor argument (``scan``, ``drop_path_rate``, ``embed_dim``,
-            ``depth``, ``class_token`` ...).
+            ``depth``, ``class_token`` ...).  ``class_token=False`` (official Vim segmentation) drops
+            a checkpoint's class token and its position-embedding slot when loading, with a warning.
     """
 
     family = "vim"
 
     def __init__(self, arch: str = "vim_tiny_patch16_224", img_size: Union[int, Sequence[int]] = 512,
-                 out_indices: Sequence[int] = (5, 11, 17, 23), out_norm: bool = True,
+                 out_indices: Sequence[int] = (5, 11, 17, 23), feature_type: str = "stream", out_norm: bool = True,
                  pyramid: Optional[str] = None, pyramid_norm: Optional[str] = None, frozen_stages: int = -1,
                  norm_eval: bool = False, init_cfg=None, pretrained: Optional[Union[str, bool]] = None,
                  **model_kwargs):
@@ -443,11 +449,16 @@ class VimBackbone(_TimmBackbone):
         if pyramid is None and pyramid_norm is not None:
             raise ValueError(f"VimBackbone: pyramid_norm={pyramid_norm!r} needs a pyramid ('multi' or "
                              f"'simple'); with pyramid=None there is no x4 branch to normalise")
+        if feature_type not in INTERMEDIATE_TYPES:
+            raise ValueError(f"VimBackbone: feature_type must be one of {INTERMEDIATE_TYPES}, got {feature_type!r}")
         model_kwargs.setdefault("dynamic_img_size", True)
         model_kwargs.setdefault("dynamic_img_pad", True)
+        if model_kwargs.get("class_token") is False:  # the pruned head's pool: the class token is gone
+            model_kwargs.setdefault("global_pool", "avg")
         img_size = tuple(img_size) if isinstance(img_size, (list, tuple)) else img_size
         super().__init__(arch, out_indices, frozen_stages, norm_eval, init_cfg, pretrained, img_size=img_size,
                          **model_kwargs)
+        self.feature_type = feature_type
         self.out_norm = out_norm
         channels, stride = self.trunk_channels[-1], self.trunk_strides[-1]
         self.norms = nn.ModuleList([LayerNorm2d(c) if out_norm else nn.Identity() for c in self.trunk_channels])
@@ -477,7 +488,9 @@ class VimBackbone(_TimmBackbone):
         return [trunk.patch_embed], params, list(trunk.layers)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        feats = [norm(f) for norm, f in zip(self.norms, self.model(x))]
+        feats = self.trunk.forward_intermediates(x, indices=list(self.out_indices), stop_early=True,
+                                                 intermediates_only=True, intermediate_type=self.feature_type)
+        feats = [norm(f) for norm, f in zip(self.norms, feats)]
         if self.rescales is None:
             return tuple(feats)
         if self.pyramid == "simple":

@@ -159,8 +159,12 @@ class VimBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, orders: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.forward_with_update(x, orders)[0]
+
+    def forward_with_update(self, x: torch.Tensor, orders: Optional[torch.Tensor] = None):
+        """(the new residual stream, the mixer output added to it, before drop-path)."""
         h = self.mixer(self.norm(x), orders)
-        return x + self.drop_path(h).to(x.dtype)
+        return x + self.drop_path(h).to(x.dtype), h
 
 
 # ---------------------------------------------------------------------------------------- scans
@@ -205,6 +209,9 @@ def scan_token_orders(strategy, H: int, W: int, class_token: bool = True, device
 
 
 # ---------------------------------------------------------------------------------------- model
+INTERMEDIATE_TYPES = ("stream", "mixer")
+
+
 class VisionMamba(PretrainedLoaderMixin, nn.Module):
     """Vision Mamba (Vim) with a middle class token and pluggable scan strategies.
 
@@ -392,10 +399,11 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
             x = x.float() if x.dtype != torch.float64 else x
         return x, (H, W)
 
-    def _run_block(self, block: VimBlock, x, orders):
+    def _run_block(self, block: VimBlock, x, orders, with_update: bool = False):
+        step = block.forward_with_update if with_update else block
         if self.grad_checkpointing and not torch.jit.is_scripting() and torch.is_grad_enabled():
-            return checkpoint(block, x, orders)
-        return block(x, orders)
+            return checkpoint(step, x, orders)
+        return step(x, orders)
 
     def _split_tokens(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """(B, L, C) -> ((B, M, C) patch tokens in row-major order, (B, 1, C) class token or None)."""
@@ -432,16 +440,21 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
             output_fmt: str = "NCHW",
             intermediates_only: bool = False,
             return_prefix_tokens: bool = False,
+            intermediate_type: str = "stream",
     ):
         """Outputs of the blocks ``indices`` (timm's convention: int = last n, None = all).
 
-        Each intermediate is the residual stream after the block (``norm=True``: through ``norm_f``)
-        without the class token: (B, C, H', W') for "NCHW" or (B, H'·W', C) for "NLC"; with
+        Each intermediate is, for ``intermediate_type="stream"``, the residual stream after the block
+        or, for ``"mixer"``, the block's mixer output before it joins the stream (official Vim
+        segmentation's default features); ``norm=True`` passes it through ``norm_f``.  The class
+        token is left out: (B, C, H', W') for "NCHW" or (B, H'·W', C) for "NLC"; with
         ``return_prefix_tokens`` each is a tuple (map, class token (B, 1, C)).
         Returns ``(final normalised tokens, intermediates)`` or only the intermediates.
         """
         if output_fmt not in ("NCHW", "NLC"):
             raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
+        if intermediate_type not in INTERMEDIATE_TYPES:
+            raise ValueError(f"intermediate_type must be one of {INTERMEDIATE_TYPES}, got {intermediate_type!r}")
         take_indices, max_index = feature_take_indices(len(self.layers), indices)
         x, (H, W) = self._embed(x)
         B = x.shape[0]
@@ -449,9 +462,10 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
         layers = self.layers if not stop_early else self.layers[:max_index + 1]
         intermediates = []
         for i, block in enumerate(layers):
-            x = self._run_block(block, x, orders)
+            x, update = self._run_block(block, x, orders, with_update=True)
             if i in take_indices:
-                y = self.norm_f(x) if norm else x
+                y = x if intermediate_type == "stream" else update
+                y = self.norm_f(y) if norm else y
                 patches, prefix = self._split_tokens(y)
                 if output_fmt == "NCHW":
                     patches = patches.reshape(B, H, W, -1).permute(0, 3, 1, 2).contiguous()
@@ -505,9 +519,13 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VisionMamba
       at the middle); the checkpoint's grid is taken as square.  Every resampling logs a warning
       naming both grids; at the model's pretrained input size the warning says that the
       checkpoint probably has another patch stride (a stride-8 checkpoint in a stride-16 model);
-    * ``patch_embed.proj.weight`` of another kernel size is resampled (timm's resample_patch_embed).
+    * ``patch_embed.proj.weight`` of another kernel size is resampled (timm's resample_patch_embed);
+    * a class token loaded into a model without one (``class_token=False``, as official Vim's
+      segmentation backbone) is dropped, with its ``pos_embed`` slot, and a warning says so.
     A training dict (``model`` / ``model_ema``) is unwrapped by the loader before this is called.
     """
+    if "cls_token" in state_dict and not model.has_class_token:
+        state_dict = _drop_class_token(state_dict)
     out = {}
     for k, v in state_dict.items():
         if k == "pos_embed" and v.shape != model.pos_embed.shape:
@@ -521,6 +539,19 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VisionMamba
 
 
 VisionMamba.checkpoint_filter_fn = staticmethod(checkpoint_filter_fn)
+
+
+def _drop_class_token(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """A class-token state dict for a model without one: cls_token and its middle pos_embed slot removed."""
+    out = {k: v for k, v in state_dict.items() if k != "cls_token"}
+    posemb = state_dict.get("pos_embed")
+    if posemb is not None:
+        if posemb.dim() != 3:
+            raise ValueError(f"checkpoint pos_embed must be (1, tokens, dim), got {tuple(posemb.shape)}")
+        out["pos_embed"] = split_mid_token(posemb)[0]
+    _logger.warning("the checkpoint has a class token and the model has none (class_token=False): "
+                    "dropping cls_token and its (middle) pos_embed slot")
+    return out
 
 
 def _create_vim(variant: str, pretrained: bool = False, **kwargs) -> VisionMamba:
