@@ -441,13 +441,15 @@ def test_vim_upernet_recipes_are_the_official_runs():
             (lr, wd, rate), name
 
 
-def test_vim_upernet_backbones_are_the_official_seg_backbones():
-    """hustvl/Vim seg/backbone/vim.py (VisionMambaSeg): no class token, no norm on the outputs; Vim-T's
-    features are the blocks' mixer outputs (use_residual_as_feature=False), Vim-S's the residual stream
-    (ft_vim_small_upernet.sh: use_residual_as_feature=True, last_layer_process=add)."""
+def test_vim_recipes_use_the_official_backbones():
+    """hustvl/Vim seg/backbone/vim.py (VisionMambaSeg) and det/.../backbone/vim.py (VisionMambaDet): no
+    class token, no norm on the outputs; UperNet Vim-T's features are the blocks' mixer outputs
+    (use_residual_as_feature=False), Vim-S's the residual stream (ft_vim_small_upernet.sh:
+    use_residual_as_feature=True, last_layer_process=add), the detector's the stream (last_layer_process=add)."""
     from mmengine.config import Config
-    official = {"upernet_vim-t_4xb8-60k_ade20k-512x512.py": "mixer",
-                "upernet_vim-s_4xb8-60k_ade20k-512x512.py": "stream"}
+    official = {"segmentation/upernet_vim-t_4xb8-60k_ade20k-512x512.py": "mixer",
+                "segmentation/upernet_vim-s_4xb8-60k_ade20k-512x512.py": "stream",
+                "detection/cascade-mask-rcnn_vim-t_simple-fpn_lsj-100e_coco.py": "stream"}
     for name, feature_type in official.items():
-        backbone = Config.fromfile(str(CONFIGS / "segmentation" / name)).model.backbone
+        backbone = Config.fromfile(str(CONFIGS / name)).model.backbone
         assert (backbone.feature_type, backbone.class_token, backbone.out_norm) == (feature_type, False, False), name
