@@ -492,6 +492,81 @@ def test_mixer_intermediates_are_the_stream_increments():
         model.forward_intermediates(x, intermediate_type="residual")
 
 
+def test_rotary_embedding_turns_each_channel_pair_by_its_grid_angle():
+    """Scalar reference from the official formula (EVA-02 VisionRotaryEmbeddingFast, dim = C / 2): pair p
+    of the first half turns by (i / H * pt) * f_p, of the second half by (j / W * pt) * f_p, with
+    f_p = 10000 ** (-2p / (C / 2))."""
+    from vision_ssm.layers.rope import RotaryEmbedding2d
+    C, H, W, pt = 16, 3, 5, 14
+    rope = RotaryEmbedding2d(C, pretrain_grid=pt)
+    x = torch.randn(2, H * W, C, dtype=torch.float64)
+    out = rope(x, (H, W))
+    expected = torch.empty_like(x)
+    for i in range(H):
+        for j in range(W):
+            token = i * W + j
+            for c in range(0, C, 2):
+                half, p = divmod(c, C // 2)
+                position = (i / H if half == 0 else j / W) * pt
+                angle = position * 10000 ** (-(p // 2 * 2) / (C // 2))
+                a, b = x[:, token, c], x[:, token, c + 1]
+                expected[:, token, c] = a * math.cos(angle) - b * math.sin(angle)
+                expected[:, token, c + 1] = b * math.cos(angle) + a * math.sin(angle)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"x must be \(B, 3\*5, 16\)"):
+        rope(x[:, :-1], (H, W))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        RotaryEmbedding2d(18)
+
+
+def test_rope_turns_the_stream_before_every_block():
+    """rope=True (official seg / det backbones, if_rope_residual=True): the residual stream is turned
+    before each block; it needs class_token=False and works at any input size."""
+    from vision_ssm.layers.rope import RotaryEmbedding2d
+    with pytest.raises(ValueError, match="rope=True needs class_token=False"):
+        VisionMamba(img_size=64, embed_dim=16, depth=2, d_state=4, rope=True)
+    torch.manual_seed(0)
+    kw = dict(img_size=64, embed_dim=16, depth=2, d_state=4, class_token=False, global_pool="avg", num_classes=0)
+    model = VisionMamba(**kw, rope=True).eval()
+    plain = VisionMamba(**kw).eval()
+    plain.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    rope = RotaryEmbedding2d(16, pretrain_grid=14)
+    with torch.no_grad():
+        stream, _ = plain._embed(x)
+        for block in plain.layers:
+            stream = block(rope(stream, (4, 4)), plain.scan_orders(4, 4))
+        torch.testing.assert_close(model.forward_features(x), plain.norm_f(stream))
+        assert not torch.allclose(model.forward_features(x), plain.forward_features(x))
+    dynamic = VisionMamba(**kw, rope=True, dynamic_img_size=True)
+    assert dynamic.forward_features(torch.randn(1, 3, 96, 80)).shape == (1, 30, 16)
+
+
+def _official_rope_tables(C, grid, pt=14):
+    """EVA-02 VisionRotaryEmbeddingFast(dim=C/2, pt_seq_len=pt, ft_seq_len=grid) buffers, float32 as official."""
+    half = C // 2
+    freqs = 1.0 / (10000 ** (torch.arange(0, half, 2)[: half // 2].float() / half))
+    t = torch.arange(grid) / grid * pt
+    f = (t[:, None] * freqs).repeat_interleave(2, dim=-1)  # (grid, half)
+    table = torch.cat([f[:, None, :].expand(grid, grid, half), f[None, :, :].expand(grid, grid, half)], dim=-1)
+    return table.cos().reshape(-1, C), table.sin().reshape(-1, C)
+
+
+def test_official_rope_tables_are_checked_and_left_out(caplog):
+    kw = dict(img_size=64, embed_dim=16, depth=1, d_state=4, class_token=False, global_pool="avg")
+    model = VisionMamba(**kw, rope=True)
+    cos, sin = _official_rope_tables(16, 4)
+    sd = dict(model.state_dict(), **{"rope.freqs_cos": cos, "rope.freqs_sin": sin})
+    with caplog.at_level(logging.WARNING, logger="vision_ssm.models.vim"):
+        out = checkpoint_filter_fn(sd, model)
+    assert "rope.freqs_cos" not in out and "rope.freqs_sin" not in out and not caplog.records
+    with caplog.at_level(logging.WARNING, logger="vision_ssm.models.vim"):
+        checkpoint_filter_fn(dict(sd, **{"rope.freqs_sin": -sin}), model)
+    assert any("rope.freqs_sin" in r.getMessage() and "differs" in r.getMessage() for r in caplog.records)
+    plain = VisionMamba(**kw)  # without rope=True the tables stay, for the loader to report
+    assert "rope.freqs_cos" in checkpoint_filter_fn(sd, plain)
+
+
 def test_timm_training_helpers():
     model = timm.create_model("vim_tiny_patch16_224", img_size=32, **TINY, num_classes=5)
     nwd = model.no_weight_decay()

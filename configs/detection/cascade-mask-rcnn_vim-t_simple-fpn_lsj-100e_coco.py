@@ -5,12 +5,12 @@
 # stages of 4conv1fc box heads with LayerNorm and class-agnostic regression (IoU 0.5 / 0.6 / 0.7);
 # AdamW lr 1e-4, betas (0.9, 0.999), wd 0.1 (none on the position embedding), layer-wise lr decay 0.7,
 # drop path 0.1, 250 warm-up iterations, lr x0.1 at 88.9% and 96.3% of training, batch 64 (8 GPUs x 8).
-# Backbone as official VisionMambaDet: no class token, the residual stream after the last block
+# Backbone as official VisionMambaDet: no class token, the 2D rotary embedding before every block
+# (if_rope=True, if_rope_residual=True, pt_hw_seq_len=14), the residual stream after the last block
 # (last_layer_process='add'), no norm on it.  Differences from the official run: the simple pyramid's
 # 1x1 / 3x3 convs to 256 channels are mmdet's FPN (lateral + output conv, LayerNorm); the classification
 # weights are the released mid-class-token Vim-T, its class token dropped on loading (the official
-# detector started from a mean-pooled Vim-T trained with a 2D rotary embedding, if_rope=True, which
-# the Vim models here do not have).
+# detector started from an unreleased mean-pooled Vim-T pretrained with the rotary embedding).
 # Published box / mask AP (Vim paper, Table 3): 45.7 / 39.2.
 _base_ = ['mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py', 'mmdet::common/lsj-100e_coco-instance.py']
 custom_imports = dict(imports=['vision_ssm.mmlab'], allow_failed_imports=False)
@@ -40,6 +40,8 @@ model = dict(
         out_indices=(23,),
         feature_type='stream',
         class_token=False,
+        rope=True,
+        rope_pretrain_grid=14,
         out_norm=False,
         pyramid='simple',
         drop_path_rate=0.1,

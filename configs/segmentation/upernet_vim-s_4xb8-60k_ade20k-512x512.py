@@ -2,9 +2,9 @@
 # small backbone and 384-channel heads (hustvl/Vim seg/configs/vim/upernet), and the official run's
 # optimizer (seg/scripts/ft_vim_small_upernet.sh): AdamW lr 1e-4, wd 0.05, layer-wise lr decay 0.95.
 # The same script makes the residual stream after each block the feature
-# (use_residual_as_feature=True, last_layer_process='add'): feature_type='stream'.  Not reproduced:
-# its config's 2D rotary embedding on the tokens before every block (if_rope=True,
-# if_rope_residual=True), which the Vim models here do not have.
+# (use_residual_as_feature=True, last_layer_process='add'): feature_type='stream'; its config turns the
+# stream by a 2D rotary embedding before every block (if_rope=True, if_rope_residual=True,
+# pt_hw_seq_len=14): rope=True.
 # Published mIoU (Vim paper, single-scale): 44.9.
 _base_ = ['./upernet_vim-t_4xb8-60k_ade20k-512x512.py']
 
@@ -12,6 +12,8 @@ model = dict(
     backbone=dict(
         arch='vim_small_patch16_224',
         feature_type='stream',
+        rope=True,
+        rope_pretrain_grid=14,
         init_cfg=dict(type='Pretrained', checkpoint='hf-hub:hustvl/Vim-small-midclstok/vim_s_midclstok_80p5acc.pth')),
     decode_head=dict(in_channels=[384, 384, 384, 384], channels=384),
     auxiliary_head=dict(in_channels=384))

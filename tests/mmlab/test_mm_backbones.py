@@ -415,6 +415,27 @@ def test_vim_mixer_features_are_what_each_block_adds():
         VimBackbone(**kw, feature_type="residual")
 
 
+def test_vim_stream_features_with_rope_are_what_the_next_block_receives():
+    """rope=True (official Vim-S segmentation): the stream output of a block before the last is taken
+    after the turn the next block applies, so f_i + m_{i+1} (its mixer output) is the next stream
+    before its turn; the last block's stream is not turned."""
+    from vision_ssm.layers.rope import RotaryEmbedding2d
+    kw = dict(arch="vim_tiny_patch16_224", embed_dim=32, depth=4, img_size=64, out_norm=False, class_token=False,
+              rope=True)
+    torch.manual_seed(0)
+    stream = VimBackbone(**kw, out_indices=(1, 2, 3)).eval()
+    mixer = VimBackbone(**kw, out_indices=(2, 3), feature_type="mixer").eval()
+    mixer.load_state_dict(stream.state_dict())
+    turn = RotaryEmbedding2d(32)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        f1, f2, f3 = stream(x)
+        m2, m3 = mixer(x)
+    turned = turn((f1 + m2).flatten(2).transpose(1, 2), (4, 4)).transpose(1, 2).reshape(f1.shape)
+    torch.testing.assert_close(f2, turned, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(f3, f2 + m3, rtol=1e-5, atol=1e-5)
+
+
 # ---------------------------------------------------------------- optimizer and the Vim recipe
 @pytest.mark.parametrize("key,value", [("custom_keys", {"pos_embed": dict(decay_mult=0.0)}),
                                        ("norm_decay_mult", 0.0), ("bias_decay_mult", 0.0),
@@ -445,11 +466,13 @@ def test_vim_recipes_use_the_official_backbones():
     """hustvl/Vim seg/backbone/vim.py (VisionMambaSeg) and det/.../backbone/vim.py (VisionMambaDet): no
     class token, no norm on the outputs; UperNet Vim-T's features are the blocks' mixer outputs
     (use_residual_as_feature=False), Vim-S's the residual stream (ft_vim_small_upernet.sh:
-    use_residual_as_feature=True, last_layer_process=add), the detector's the stream (last_layer_process=add)."""
+    use_residual_as_feature=True, last_layer_process=add), the detector's the stream (last_layer_process=add);
+    the Vim-S UperNet and the detector turn the stream by the rotary embedding (if_rope=True, pt_hw_seq_len=14)."""
     from mmengine.config import Config
-    official = {"segmentation/upernet_vim-t_4xb8-60k_ade20k-512x512.py": "mixer",
-                "segmentation/upernet_vim-s_4xb8-60k_ade20k-512x512.py": "stream",
-                "detection/cascade-mask-rcnn_vim-t_simple-fpn_lsj-100e_coco.py": "stream"}
-    for name, feature_type in official.items():
-        backbone = Config.fromfile(str(CONFIGS / name)).model.backbone
-        assert (backbone.feature_type, backbone.class_token, backbone.out_norm) == (feature_type, False, False), name
+    official = {"segmentation/upernet_vim-t_4xb8-60k_ade20k-512x512.py": ("mixer", False),
+                "segmentation/upernet_vim-s_4xb8-60k_ade20k-512x512.py": ("stream", True),
+                "detection/cascade-mask-rcnn_vim-t_simple-fpn_lsj-100e_coco.py": ("stream", True)}
+    for name, (feature_type, rope) in official.items():
+        b = Config.fromfile(str(CONFIGS / name)).model.backbone
+        assert (b.feature_type, b.class_token, b.out_norm) == (feature_type, False, False), name
+        assert (b.get("rope", False), b.get("rope_pretrain_grid", 14)) == (rope, 14), name

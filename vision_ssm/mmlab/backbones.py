@@ -421,7 +421,9 @@ class VimBackbone(_TimmBackbone):
         feature_type: what a block outputs: ``'stream'``, the residual stream after it (official
             Vim-S segmentation: ``use_residual_as_feature=True, last_layer_process='add'``), or
             ``'mixer'``, its mixer output before it joins the stream (official Vim-T segmentation,
-            ``VisionMambaSeg``'s default).
+            ``VisionMambaSeg``'s default).  With ``rope=True`` a stream output of any block but the
+            model's last is taken as the next block receives it, turned by the rotary embedding,
+            as official Vim does.
         out_norm: a LayerNorm (channel-first) on every output before the pyramid (official Vim
             segmentation has none).
         pyramid: None (every output at the patch stride), ``'multi'`` (needs 4 out_indices:
@@ -459,6 +461,11 @@ class VimBackbone(_TimmBackbone):
         super().__init__(arch, out_indices, frozen_stages, norm_eval, init_cfg, pretrained, img_size=img_size,
                          **model_kwargs)
         self.feature_type = feature_type
+        # blocks whose stream output the next block turns first (official: taken after the turn)
+        self._turned = set()
+        if feature_type == "stream" and self.trunk.rope is not None:
+            last_block = self._num_levels() - 1
+            self._turned = {i for i in self.out_indices if i < last_block}
         self.out_norm = out_norm
         channels, stride = self.trunk_channels[-1], self.trunk_strides[-1]
         self.norms = nn.ModuleList([LayerNorm2d(c) if out_norm else nn.Identity() for c in self.trunk_channels])
@@ -482,6 +489,12 @@ class VimBackbone(_TimmBackbone):
             self.out_strides = [4, 8, 16, 32]
         self._freeze()
 
+    def _turn(self, f: torch.Tensor) -> torch.Tensor:
+        """A (B, C, H, W) map turned by the trunk's rotary embedding."""
+        B, C, H, W = f.shape
+        tokens = self.trunk.rope(f.flatten(2).transpose(1, 2), (H, W))
+        return tokens.transpose(1, 2).reshape(B, C, H, W)
+
     def _stem_and_stages(self):
         trunk = self.trunk
         params = [p for p in (trunk.pos_embed, trunk.cls_token) if p is not None]
@@ -490,6 +503,7 @@ class VimBackbone(_TimmBackbone):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         feats = self.trunk.forward_intermediates(x, indices=list(self.out_indices), stop_early=True,
                                                  intermediates_only=True, intermediate_type=self.feature_type)
+        feats = [self._turn(f) if i in self._turned else f for i, f in zip(self.out_indices, feats)]
         feats = [norm(f) for norm, f in zip(self.norms, feats)]
         if self.rescales is None:
             return tuple(feats)

@@ -41,6 +41,10 @@ embedding interpolated (bicubic over the patch grid, class token kept at the mid
 :func:`checkpoint_filter_fn`; ``dynamic_img_size=True`` interpolates at forward time and
 ``dynamic_img_pad=True`` pads inputs whose size does not fit the patch stride (otherwise: an error
 naming the size).
+
+Options of official Vim's segmentation / detection backbones: ``class_token=False`` (a checkpoint's
+class token is dropped with its ``pos_embed`` slot, with a warning) and ``rope=True`` (the stream
+turned by a 2D rotary position embedding before every block, :mod:`vision_ssm.layers.rope`).
 """
 from __future__ import annotations
 
@@ -59,6 +63,7 @@ from timm.models._manipulate import checkpoint
 
 from vision_ssm.layers.bimamba import BiMamba
 from vision_ssm.layers.pos_embed import insert_mid_token, mid_index, resample_pos_embed_mid_cls, split_mid_token
+from vision_ssm.layers.rope import RotaryEmbedding2d
 from vision_ssm.models._builder import PretrainedLoaderMixin, build_ssm_model, make_cfg
 
 _logger = logging.getLogger(__name__)
@@ -224,6 +229,10 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
         merge: how the K directions are combined: "mean" (official), "sum", None (the strategy's).
         scan_backend: selective-scan backend ("auto", "torch", "triton", "ref").
         class_token: with a middle class token (official) or without (then global_pool "avg").
+        rope: turn the residual stream by a 2D rotary position embedding before every block, as
+            official Vim's segmentation / detection backbones with ``if_rope=True,
+            if_rope_residual=True`` (see :mod:`vision_ssm.layers.rope`); needs class_token=False.
+        rope_pretrain_grid: the grid side the rotary positions span (official ``pt_hw_seq_len``, 14).
         drop_rate: dropout before the head; pos_drop_rate: after adding the position embedding
             (official Vim calls it ``drop_rate``); drop_path_rate: stochastic depth,
             linspace(0, rate, depth) over the blocks.
@@ -251,6 +260,8 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
             merge: Optional[str] = "mean",
             scan_backend: str = "auto",
             class_token: bool = True,
+            rope: bool = False,
+            rope_pretrain_grid: int = 14,
             drop_rate: float = 0.0,
             pos_drop_rate: float = 0.0,
             drop_path_rate: float = 0.0,
@@ -266,6 +277,8 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
             raise ValueError(f"global_pool must be 'token', 'avg' or '', got {global_pool!r}")
         if global_pool == "token" and not class_token:
             raise ValueError("global_pool='token' needs class_token=True")
+        if rope and class_token:
+            raise ValueError("rope=True needs class_token=False (official Vim turns patch tokens only)")
         if weight_init not in ("", "official", "skip"):
             raise ValueError(f"weight_init must be '' / 'official' or 'skip', got {weight_init!r}")
         self.scan = resolve_scan(scan)
@@ -288,6 +301,7 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + self.num_prefix_tokens, embed_dim))
         self.pos_drop = nn.Dropout(pos_drop_rate)
+        self.rope = RotaryEmbedding2d(embed_dim, rope_pretrain_grid) if rope else None
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
@@ -399,7 +413,9 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
             x = x.float() if x.dtype != torch.float64 else x
         return x, (H, W)
 
-    def _run_block(self, block: VimBlock, x, orders, with_update: bool = False):
+    def _run_block(self, block: VimBlock, x, orders, grid, with_update: bool = False):
+        if self.rope is not None:
+            x = self.rope(x, grid)
         step = block.forward_with_update if with_update else block
         if self.grad_checkpointing and not torch.jit.is_scripting() and torch.is_grad_enabled():
             return checkpoint(step, x, orders)
@@ -417,7 +433,7 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
         x, (H, W) = self._embed(x)
         orders = self.scan_orders(H, W, x.device)
         for block in self.layers:
-            x = self._run_block(block, x, orders)
+            x = self._run_block(block, x, orders, (H, W))
         return self.norm_f(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -462,7 +478,7 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
         layers = self.layers if not stop_early else self.layers[:max_index + 1]
         intermediates = []
         for i, block in enumerate(layers):
-            x, update = self._run_block(block, x, orders, with_update=True)
+            x, update = self._run_block(block, x, orders, (H, W), with_update=True)
             if i in take_indices:
                 y = x if intermediate_type == "stream" else update
                 y = self.norm_f(y) if norm else y
@@ -521,11 +537,16 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VisionMamba
       checkpoint probably has another patch stride (a stride-8 checkpoint in a stride-16 model);
     * ``patch_embed.proj.weight`` of another kernel size is resampled (timm's resample_patch_embed);
     * a class token loaded into a model without one (``class_token=False``, as official Vim's
-      segmentation backbone) is dropped, with its ``pos_embed`` slot, and a warning says so.
+      segmentation backbone) is dropped, with its ``pos_embed`` slot, and a warning says so;
+    * the rotary tables of an official ``if_rope`` model (``rope.freqs_cos`` / ``rope.freqs_sin``) are
+      checked against the tables of a ``rope=True`` model (which computes them) and left out; a
+      table that differs is a warning.  Without ``rope=True`` they stay, and loading reports them.
     A training dict (``model`` / ``model_ema``) is unwrapped by the loader before this is called.
     """
     if "cls_token" in state_dict and not model.has_class_token:
         state_dict = _drop_class_token(state_dict)
+    if model.rope is not None:
+        state_dict = _drop_rope_tables(state_dict, model)
     out = {}
     for k, v in state_dict.items():
         if k == "pos_embed" and v.shape != model.pos_embed.shape:
@@ -539,6 +560,19 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VisionMamba
 
 
 VisionMamba.checkpoint_filter_fn = staticmethod(checkpoint_filter_fn)
+
+
+def _drop_rope_tables(state_dict: Dict[str, torch.Tensor], model: VisionMamba) -> Dict[str, torch.Tensor]:
+    """The official rotary tables (grid tokens, C), checked against the model's at its own grid, left out."""
+    angles = model.rope.angles(model.patch_embed.grid_size)
+    for key, ours in (("rope.freqs_cos", angles.cos()), ("rope.freqs_sin", angles.sin())):
+        theirs = state_dict.get(key)
+        if theirs is None:
+            continue
+        if theirs.shape != ours.shape or not torch.allclose(theirs.double(), ours, atol=1e-4):
+            _logger.warning(f"the checkpoint's {key} {tuple(theirs.shape)} differs from the rotary table this "
+                            f"model computes for its {tuple(model.patch_embed.grid_size)} grid; using the model's")
+    return {k: v for k, v in state_dict.items() if k not in ("rope.freqs_cos", "rope.freqs_sin")}
 
 
 def _drop_class_token(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:

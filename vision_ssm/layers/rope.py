@@ -1,0 +1,70 @@
+"""The 2D rotary position embedding of official Vim's segmentation and detection backbones.
+
+Official Vim (``if_rope=True``) uses EVA-02's ``VisionRotaryEmbeddingFast`` with ``dim = C / 2``.
+For a token at grid position (i, j) of an H x W grid, channel pair p (channels 2p, 2p + 1) of the
+first half of the C channels turns by the angle ``y_i f_p`` and pair p of the second half by
+``x_j f_p``, where ``y_i = i / H * pretrain_grid``, ``x_j = j / W * pretrain_grid`` (the grid is
+scaled to span the pretraining grid) and ``f_p = theta ** (-2p / (C / 2))``, p = 0 .. C / 4 - 1.
+A pair (a, b) turned by angle t becomes (a cos t - b sin t, b cos t + a sin t).
+"""
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import torch
+import torch.nn as nn
+
+__all__ = ["RotaryEmbedding2d"]
+
+
+class RotaryEmbedding2d(nn.Module):
+    """x (B, H·W, C) in row-major grid order -> x cos(angles) + rotate_pairs(x) sin(angles).
+
+    Args:
+        dim: the channels C, a multiple of 4.
+        pretrain_grid: the grid side the positions are scaled to span (official ``pt_hw_seq_len``, 14).
+        theta: the frequency base (10000).
+    """
+
+    def __init__(self, dim: int, pretrain_grid: int = 14, theta: float = 10000.0):
+        super().__init__()
+        if dim % 4:
+            raise ValueError(f"RotaryEmbedding2d: dim must be a multiple of 4, got {dim}")
+        if pretrain_grid < 1:
+            raise ValueError(f"RotaryEmbedding2d: pretrain_grid must be >= 1, got {pretrain_grid}")
+        self.dim, self.pretrain_grid, self.theta = dim, pretrain_grid, theta
+        self._tables: Dict[Tuple, Tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def angles(self, grid: Tuple[int, int]) -> torch.Tensor:
+        """(H·W, C) rotation angles in float64: row angles in the first half, column angles in the second."""
+        H, W = grid
+        half = self.dim // 2
+        freqs = self.theta ** (-torch.arange(0, half, 2, dtype=torch.float64) / half)  # (C / 4,)
+
+        def along(n: int) -> torch.Tensor:  # (n, C / 2): each frequency twice, for a channel pair
+            positions = torch.arange(n, dtype=torch.float64) / n * self.pretrain_grid
+            return (positions[:, None] * freqs).repeat_interleave(2, dim=-1)
+
+        rows = along(H)[:, None, :].expand(H, W, half)
+        cols = along(W)[None, :, :].expand(H, W, half)
+        return torch.cat([rows, cols], dim=-1).reshape(H * W, self.dim)
+
+    def _table(self, grid, device, dtype):
+        key = (tuple(grid), str(device), dtype)
+        if key not in self._tables:
+            angles = self.angles(grid)
+            self._tables[key] = (angles.cos().to(device, dtype), angles.sin().to(device, dtype))
+        return self._tables[key]
+
+    def forward(self, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
+        H, W = int(grid[0]), int(grid[1])
+        if x.dim() != 3 or x.shape[1] != H * W or x.shape[2] != self.dim:
+            raise ValueError(f"RotaryEmbedding2d: x must be (B, {H}*{W}, {self.dim}) for a {H}x{W} grid, "
+                             f"got {tuple(x.shape)}")
+        cos, sin = self._table((H, W), x.device, x.dtype)
+        pairs = x.unflatten(-1, (-1, 2))
+        rotated = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
+        return x * cos + rotated * sin
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, pretrain_grid={self.pretrain_grid}, theta={self.theta}"
