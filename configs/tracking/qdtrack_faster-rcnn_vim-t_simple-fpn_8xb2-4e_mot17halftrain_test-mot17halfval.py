@@ -1,7 +1,9 @@
 # QDTrack (mmdet 3.x) with a Faster R-CNN detector on Vim-T, MOT17 half-train -> half-val: the recipe of
 # ./qdtrack_faster-rcnn_vmamba-t-s1l8_fpn_8xb2-4e_mot17halftrain_test-mot17halfval.py (mmdet's QDTrack
-# schedule with AdamW lr 1e-4, wd 0.05, ImageNet weights only) with the plain Vim backbone: its last block
-# (stride 16) rescaled x4 / x2 / x1 / x0.5 into ViTDet's simple feature pyramid, then the FPN.
+# schedule with AdamW lr 1e-4, wd 0.05, ImageNet weights only) with the plain Vim backbone set up as in
+# the Vim detector (../detection/cascade-mask-rcnn_vim-t_simple-fpn_lsj-100e_coco.py, official
+# VisionMambaDet: no class token, rotary embedding, no output norm): its last block (stride 16)
+# rescaled x4 / x2 / x1 / x0.5 into ViTDet's simple feature pyramid, then the FPN.
 # No published Vim tracking figure exists.
 _base_ = ['./qdtrack_faster-rcnn_vmamba-t-s1l8_fpn_8xb2-4e_mot17halftrain_test-mot17halfval.py']
 
@@ -15,6 +17,10 @@ model = dict(
             arch='vim_tiny_patch16_224',
             img_size=(1088, 1088),
             out_indices=(23,),
+            feature_type='stream',
+            class_token=False,
+            rope=True,
+            out_norm=False,
             pyramid='simple',
             drop_path_rate=0.1,
             init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),

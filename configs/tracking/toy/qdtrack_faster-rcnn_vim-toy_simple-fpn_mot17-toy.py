@@ -1,5 +1,6 @@
 # TOY twin of ../qdtrack_faster-rcnn_vim-t_simple-fpn_8xb2-4e_mot17halftrain_test-mot17halfval.py: the
-# VMamba QDTrack toy (toy MOT17, 160x128 frames, tiny heads) with a tiny VimBackbone and its simple pyramid.
+# VMamba QDTrack toy (toy MOT17, 160x128 frames, tiny heads) with a tiny VimBackbone set up as the full
+# config's, and its simple pyramid.
 _base_ = ['./qdtrack_faster-rcnn_vmamba-toy_fpn_mot17-toy.py']
 
 model = dict(
@@ -12,6 +13,10 @@ model = dict(
             embed_dim=32,
             depth=2,
             out_indices=(1,),
+            feature_type='stream',
+            class_token=False,
+            rope=True,
+            out_norm=False,
             pyramid='simple',
             drop_path_rate=0.0,
             init_cfg=None),
