@@ -16,6 +16,8 @@ import torch.nn as nn
 
 __all__ = ["RotaryEmbedding2d"]
 
+MAX_CACHED_TABLES = 16  # (cos, sin) tables kept, one per input grid, device and dtype
+
 
 class RotaryEmbedding2d(nn.Module):
     """x (B, H·W, C) in row-major grid order -> x cos(angles) + rotate_pairs(x) sin(angles).
@@ -52,6 +54,8 @@ class RotaryEmbedding2d(nn.Module):
     def _table(self, grid, device, dtype):
         key = (tuple(grid), str(device), dtype)
         if key not in self._tables:
+            if len(self._tables) >= MAX_CACHED_TABLES:  # many input sizes (multi-scale training): drop the oldest
+                del self._tables[next(iter(self._tables))]
             angles = self.angles(grid)
             self._tables[key] = (angles.cos().to(device, dtype), angles.sin().to(device, dtype))
         return self._tables[key]
