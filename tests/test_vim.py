@@ -494,11 +494,12 @@ def test_mixer_intermediates_are_the_stream_increments():
 
 def test_rotary_embedding_turns_each_channel_pair_by_its_grid_angle():
     """Scalar reference from the official formula (EVA-02 VisionRotaryEmbeddingFast, dim = C / 2): pair p
-    of the first half turns by (i / H * pt) * f_p, of the second half by (j / W * pt) * f_p, with
-    f_p = 10000 ** (-2p / (C / 2))."""
+    of the first half turns by (i * pt / H0) * f_p, of the second half by (j * pt / W0) * f_p, with
+    f_p = 10000 ** (-2p / (C / 2)) and H0 x W0 the model's grid; an input grid of another size (here
+    smaller in one axis, larger in the other) continues the same position steps."""
     from vision_ssm.layers.rope import RotaryEmbedding2d
-    C, H, W, pt = 16, 3, 5, 14
-    rope = RotaryEmbedding2d(C, pretrain_grid=pt)
+    C, H, W, H0, W0, pt = 16, 3, 5, 4, 4, 14
+    rope = RotaryEmbedding2d(C, (H0, W0), pretrain_grid=pt)
     x = torch.randn(2, H * W, C, dtype=torch.float64)
     out = rope(x, (H, W))
     expected = torch.empty_like(x)
@@ -507,7 +508,7 @@ def test_rotary_embedding_turns_each_channel_pair_by_its_grid_angle():
             token = i * W + j
             for c in range(0, C, 2):
                 half, p = divmod(c, C // 2)
-                position = (i / H if half == 0 else j / W) * pt
+                position = (i / H0 if half == 0 else j / W0) * pt
                 angle = position * 10000 ** (-(p // 2 * 2) / (C // 2))
                 a, b = x[:, token, c], x[:, token, c + 1]
                 expected[:, token, c] = a * math.cos(angle) - b * math.sin(angle)
@@ -516,7 +517,7 @@ def test_rotary_embedding_turns_each_channel_pair_by_its_grid_angle():
     with pytest.raises(ValueError, match=r"x must be \(B, 3\*5, 16\)"):
         rope(x[:, :-1], (H, W))
     with pytest.raises(ValueError, match="multiple of 4"):
-        RotaryEmbedding2d(18)
+        RotaryEmbedding2d(18, (4, 4))
 
 
 def test_rope_turns_the_stream_before_every_block():
@@ -531,7 +532,7 @@ def test_rope_turns_the_stream_before_every_block():
     plain = VisionMamba(**kw).eval()
     plain.load_state_dict(model.state_dict())
     x = torch.randn(2, 3, 64, 64)
-    rope = RotaryEmbedding2d(16, pretrain_grid=14)
+    rope = RotaryEmbedding2d(16, (4, 4), pretrain_grid=14)
     with torch.no_grad():
         stream, _ = plain._embed(x)
         for block in plain.layers:
@@ -540,6 +541,9 @@ def test_rope_turns_the_stream_before_every_block():
         assert not torch.allclose(model.forward_features(x), plain.forward_features(x))
     dynamic = VisionMamba(**kw, rope=True, dynamic_img_size=True)
     assert dynamic.forward_features(torch.randn(1, 3, 96, 80)).shape == (1, 30, 16)
+    with torch.inference_mode():  # tables first built here still serve a training forward
+        model(x)
+    model.train()(x).sum().backward()
 
 
 def _official_rope_tables(C, grid, pt=14):

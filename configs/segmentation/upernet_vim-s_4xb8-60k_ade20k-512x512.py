@@ -4,7 +4,8 @@
 # The same script makes the residual stream after each block the feature
 # (use_residual_as_feature=True, last_layer_process='add'): feature_type='stream'; its config turns the
 # stream by a 2D rotary embedding before every block (if_rope=True, if_rope_residual=True,
-# pt_hw_seq_len=14): rope=True.
+# pt_hw_seq_len=14): rope=True.  The checkpoint's class token is dropped from its middle slot (the
+# official code, built with if_cls_token=True, drops slot 0 of the mid-class-token pos_embed instead).
 # Published mIoU (Vim paper, single-scale): 44.9.
 _base_ = ['./upernet_vim-t_4xb8-60k_ade20k-512x512.py']
 

@@ -426,7 +426,7 @@ def test_vim_stream_features_with_rope_are_what_the_next_block_receives():
     stream = VimBackbone(**kw, out_indices=(1, 2, 3)).eval()
     mixer = VimBackbone(**kw, out_indices=(2, 3), feature_type="mixer").eval()
     mixer.load_state_dict(stream.state_dict())
-    turn = RotaryEmbedding2d(32)
+    turn = RotaryEmbedding2d(32, (4, 4))
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         f1, f2, f3 = stream(x)
@@ -434,6 +434,55 @@ def test_vim_stream_features_with_rope_are_what_the_next_block_receives():
     turned = turn((f1 + m2).flatten(2).transpose(1, 2), (4, 4)).transpose(1, 2).reshape(f1.shape)
     torch.testing.assert_close(f2, turned, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(f3, f2 + m3, rtol=1e-5, atol=1e-5)
+
+
+def test_vim_last_block_stream_is_added_without_drop_path():
+    """Official last_layer_process='add' joins the last mixer output to the stream without drop-path: a
+    training forward of a stream output of the model's last block is deterministic; earlier blocks keep theirs."""
+    kw = dict(arch="vim_tiny_patch16_224", embed_dim=32, depth=2, img_size=64, class_token=False,
+              drop_path_rate=0.9)  # rates linspace(0, 0.9): only block 1 (the last) drops
+    x = torch.randn(4, 3, 64, 64)
+    last = VimBackbone(**kw, out_indices=(1,)).train()
+    torch.testing.assert_close(last(x)[0], last(x)[0])
+    mixer = VimBackbone(**kw, out_indices=(1,), feature_type="mixer").train()
+    assert not isinstance(mixer.trunk.layers[-1].drop_path, torch.nn.Identity)
+
+
+def _official_seg_features(trunk, x, out_indices, use_residual_as_feature):
+    """hustvl/Vim seg/backbone/vim.py's loop (if_rope, if_rope_residual, last_layer_process='add') on our
+    blocks: layer i returns (hidden = mixer output, residual = the stream it was given)."""
+    tokens, (H, W) = trunk._embed(x)
+    orders = trunk.scan_orders(H, W, tokens.device)
+    hidden, residual, feats = tokens, None, []
+    for i, layer in enumerate(trunk.layers):
+        hidden = trunk.rope(hidden, (H, W))
+        residual = hidden if residual is None else trunk.rope(residual, (H, W)) + hidden
+        hidden = layer.mixer(layer.norm(residual), orders)
+        if use_residual_as_feature and i - 1 in out_indices:
+            feats.append(residual)
+        elif not use_residual_as_feature and i in out_indices:
+            feats.append(hidden)
+    if use_residual_as_feature and out_indices[-1] == len(trunk.layers) - 1:
+        feats.append(hidden + residual)
+    return [f.transpose(1, 2).reshape(x.shape[0], -1, H, W) for f in feats]
+
+
+@pytest.mark.parametrize("feature_type", ["stream", "mixer"])
+def test_vim_features_equal_the_official_segmentation_loop(feature_type):
+    kw = dict(arch="vim_tiny_patch16_224", embed_dim=32, depth=4, img_size=64, out_norm=False, class_token=False,
+              rope=True, feature_type=feature_type)
+    torch.manual_seed(0)
+    full = VimBackbone(**kw, out_indices=(3,)).eval()
+    x = torch.randn(2, 3, 48, 80)  # another size than built, not square
+    for out in ((0, 1, 2, 3), (1, 2)):
+        backbone = VimBackbone(**kw, out_indices=out).eval()
+        full.trunk.load_state_dict(backbone.trunk.state_dict(), strict=False)
+        with torch.no_grad():
+            ours = backbone(x)
+            official = _official_seg_features(full.trunk, x, out, feature_type == "stream")
+        assert len(ours) == len(official) == len(out)
+        for a, b in zip(ours, official):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------- optimizer and the Vim recipe

@@ -423,7 +423,8 @@ class VimBackbone(_TimmBackbone):
             ``'mixer'``, its mixer output before it joins the stream (official Vim-T segmentation,
             ``VisionMambaSeg``'s default).  With ``rope=True`` a stream output of any block but the
             model's last is taken as the next block receives it, turned by the rotary embedding,
-            as official Vim does.
+            as official Vim does; the model's last block adds its mixer output without drop-path
+            (official ``last_layer_process='add'``).
         out_norm: a LayerNorm (channel-first) on every output before the pyramid (official Vim
             segmentation has none).
         pyramid: None (every output at the patch stride), ``'multi'`` (needs 4 out_indices:
@@ -463,9 +464,11 @@ class VimBackbone(_TimmBackbone):
         self.feature_type = feature_type
         # blocks whose stream output the next block turns first (official: taken after the turn)
         self._turned = set()
-        if feature_type == "stream" and self.trunk.rope is not None:
-            last_block = self._num_levels() - 1
+        last_block = self._num_levels() - 1 if feature_type == "stream" else None
+        if last_block is not None and self.trunk.rope is not None:
             self._turned = {i for i in self.out_indices if i < last_block}
+        if last_block in self.out_indices:  # official last_layer_process='add' adds the last mixer output undropped
+            self.trunk.layers[-1].drop_path = nn.Identity()
         self.out_norm = out_norm
         channels, stride = self.trunk_channels[-1], self.trunk_strides[-1]
         self.norms = nn.ModuleList([LayerNorm2d(c) if out_norm else nn.Identity() for c in self.trunk_channels])

@@ -301,7 +301,7 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + self.num_prefix_tokens, embed_dim))
         self.pos_drop = nn.Dropout(pos_drop_rate)
-        self.rope = RotaryEmbedding2d(embed_dim, rope_pretrain_grid) if rope else None
+        self.rope = RotaryEmbedding2d(embed_dim, self.patch_embed.grid_size, rope_pretrain_grid) if rope else None
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
