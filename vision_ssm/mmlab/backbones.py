@@ -464,11 +464,12 @@ class VimBackbone(_TimmBackbone):
         self.feature_type = feature_type
         # blocks whose stream output the next block turns first (official: taken after the turn)
         self._turned = set()
-        last_block = self._num_levels() - 1 if feature_type == "stream" else None
-        if last_block is not None and self.trunk.rope is not None:
-            self._turned = {i for i in self.out_indices if i < last_block}
-        if last_block in self.out_indices:  # official last_layer_process='add' adds the last mixer output undropped
-            self.trunk.layers[-1].drop_path = nn.Identity()
+        if feature_type == "stream":
+            last_block = self.trunk.depth - 1  # the built depth (the trunk is pruned after the last output)
+            if self.trunk.rope is not None:
+                self._turned = {i for i in self.out_indices if i < last_block}
+            if last_block in self.out_indices:  # official last_layer_process='add': the last mixer output undropped
+                self.trunk.layers[-1].drop_path = nn.Identity()
         self.out_norm = out_norm
         channels, stride = self.trunk_channels[-1], self.trunk_strides[-1]
         self.norms = nn.ModuleList([LayerNorm2d(c) if out_norm else nn.Identity() for c in self.trunk_channels])
