@@ -9,6 +9,28 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs"
 
 
+def _manager_classes(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _manager_classes(sub)
+
+
+@pytest.fixture(autouse=True)
+def fresh_mmengine_instances():
+    """Each test drops the mmengine global instances it made (visualizers, loggers, message hubs).
+
+    The configs name their visualizer, so a second runner in one process would reuse the first
+    one, whose files live in an earlier test's (since removed) work directory.
+    """
+    yield
+    try:
+        from mmengine.utils import manager
+    except ImportError:
+        return
+    for cls in _manager_classes(manager.ManagerMixin):
+        cls._instance_dict.clear()
+
+
 @pytest.fixture(scope="session")
 def toy_root(tmp_path_factory) -> Path:
     """Every toy dataset, generated once per session."""
