@@ -29,6 +29,7 @@ from .canonical import ScanArgs
 DEFAULT_BLOCK_LEN = 256  # the longest block
 BLOCK_ELEMENTS = 1 << 20  # a block's temporaries hold about this many values each (4 MB in fp32)
 MIN_BLOCK_LEN = 4
+LOG2_E = math.log2(math.e)
 
 
 def _two_level(d: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool = False, out=None) -> torch.Tensor:
@@ -223,8 +224,9 @@ def keeps_steps(args: ScanArgs) -> bool:
 
 
 def _decay(dt: torch.Tensor, A: torch.Tensor, out=None) -> torch.Tensor:
-    """a = exp(dt A), (S, K, B, G, Dg, 1) x (K, 1, G, Dg, N), in one allocation (or ``out``)."""
-    return torch.mul(dt, A, out=out).exp_()
+    """a = exp(dt A), (S, K, B, G, Dg, 1) x (K, 1, G, Dg, N), in one allocation (or ``out``), as
+    exp2(dt A log2 e): PyTorch's CPU exp2 takes about half the time of its exp."""
+    return torch.mul(dt, A * LOG2_E, out=out).exp2_()
 
 
 def _sum_over_state(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
