@@ -3,6 +3,8 @@
 The sequence is cut into blocks of ``block_len`` steps.  Inside a block the linear recurrence
 h_t = a_t h_{t-1} + x_t is solved by a two-level scan: sub-chunks of T ~ sqrt(block) steps scanned
 side by side (a Python loop over T, never over every step), then the sub-chunk carries chained.
+Steps of at least STEP_BY_STEP_WIDTH values (the narrow late stages and Vim) are instead scanned
+one addcmul per step: each op is then big enough, and the block is read once instead of twice.
 Only products of decays in (0, 1] appear, so nothing overflows at any length.
 
 Per-token inputs are read channel-last, (B, Kx, L, D): a token's D channels are one contiguous
@@ -30,6 +32,7 @@ DEFAULT_BLOCK_LEN = 256  # the longest block
 BLOCK_ELEMENTS = 1 << 20  # a block's temporaries hold about this many values each (4 MB in fp32)
 MIN_BLOCK_LEN = 4
 LOG2_E = math.log2(math.e)
+STEP_BY_STEP_WIDTH = 1 << 15  # steps with at least this many values are scanned one at a time
 
 
 def _two_level(d: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool = False, out=None) -> torch.Tensor:
@@ -68,18 +71,29 @@ def _two_level(d: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool
     return states
 
 
+def _step_by_step(d: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool = False, out=None) -> torch.Tensor:
+    """The same states as ``_two_level``, one addcmul per step: a single pass over the block, for
+    steps wide enough that an op's work outweighs its Python overhead."""
+    states = torch.empty_like(x) if out is None else out
+    h = h0
+    for t in range(d.shape[0] - 1, -1, -1) if reverse else range(d.shape[0]):
+        h = torch.addcmul(x[t], d[t], h, out=states[t])
+    return states
+
+
 def linear_scan(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool = False, out=None) -> torch.Tensor:
     """All states of a linear recurrence along dim 0 (time), written into ``out`` when given.
 
     Forward: h_t = a_t h_{t-1} + x_t from h_{-1} = h0.  Reverse (the adjoint): h_t = a_{t+1} h_{t+1} + x_t,
     where h0 stands for the already scaled a_S h_S that enters the last step.
     """
+    scan = _step_by_step if x[0].numel() >= STEP_BY_STEP_WIDTH else _two_level
     if not reverse:
-        return _two_level(a, x, h0, out=out)
+        return scan(a, x, h0, out=out)
     states = torch.empty_like(x) if out is None else out
     torch.add(x[-1], h0, out=states[-1])
     if x.shape[0] > 1:
-        _two_level(a[1:], x[:-1], states[-1], reverse=True, out=states[:-1])
+        scan(a[1:], x[:-1], states[-1], reverse=True, out=states[:-1])
     return states
 
 
@@ -214,8 +228,7 @@ class _Prepared:
             return pre
         if slope_out is not None:
             torch.sigmoid(pre, out=slope_out)
-        dt = F.softplus(pre)
-        return dt if dt_out is None else pre.copy_(dt)
+        return torch.ops.aten.softplus.out(pre, 1, 20, out=pre)  # in place: pre is this block's own
 
 
 def keeps_steps(args: ScanArgs) -> bool:
@@ -240,7 +253,7 @@ def _sum_over_state(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def _sum_over_channels(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """sum_d x[..., d, 0] y[..., d, n]: (..., Dg, 1) x (..., Dg, N) -> (..., N) (a matmul for N > 1)."""
     if y.shape[-1] == 1:  # a batched dot product: cheaper than a matmul of 1-wide matrices
-        return (x * y).sum(-2)
+        return torch.linalg.vecdot(x.squeeze(-1), y.squeeze(-1)).unsqueeze(-1)
     return torch.matmul(x.transpose(-1, -2), y).squeeze(-2)
 
 
@@ -268,12 +281,13 @@ def chunked_forward(args: ScanArgs, block_len: int, training: bool = True):
     unless ``training``."""
     batch, K, dim, length, N, groups = args.shape
     p = _Prepared(args)
-    # merge="none": every row is written exactly once (index rows are permutations), no zero fill
-    new_y = torch.zeros if args.merge == "sum" else torch.empty
-    y = new_y((batch, 1 if args.merge == "sum" else K, length, dim), dtype=p.cdt, device=args.u.device)
     skip_in_image_order = p.skip_in_image_order(args)
-    if skip_in_image_order:
-        y += (p.u * p.skip_per_input()).sum(1, keepdim=True)
+    if skip_in_image_order:  # the directions' outputs are added to sum_k D_k u_k
+        y = p.u * p.skip_per_input()
+        y = y if y.shape[1] == 1 else y.sum(1, keepdim=True)
+    else:  # merge="none": every row is written exactly once (index rows are permutations), no zero fill
+        new_y = torch.zeros if args.merge == "sum" else torch.empty
+        y = new_y((batch, 1 if args.merge == "sum" else K, length, dim), dtype=p.cdt, device=args.u.device)
     new = lambda *shape: torch.empty(shape, dtype=p.cdt, device=y.device)  # noqa: E731
     keep = training and keeps_steps(args)
     blocks = _blocks(length, block_len)
@@ -314,16 +328,17 @@ def chunked_backward(args: ScanArgs, block_len: int, history, grad_y, grad_last)
     p = _Prepared(args)
     grad_y = _channel_last(grad_y.unsqueeze(1) if args.merge == "sum" else grad_y, p.cdt)
     zeros = lambda t: None if t is None else torch.zeros(t.shape, dtype=t.dtype, device=t.device)  # noqa: E731
-    g_u, g_z, g_B, g_C = zeros(p.u), zeros(p.z), zeros(p.B), zeros(p.C)
+    skip_in_image_order = p.skip_in_image_order(args)
+    # the skip term's share of g_u, when taken in image order, is where g_u starts
+    g_u = grad_y * p.skip_per_input() if skip_in_image_order else zeros(p.u)
+    g_z, g_B, g_C = zeros(p.z), zeros(p.B), zeros(p.C)
     g_delta = torch.zeros((batch, K, length, dim), dtype=p.cdt, device=g_u.device)
     g_A, g_D, g_bias = zeros(p.A), zeros(p.D), zeros(p.delta_bias)
     dts, slopes, decays, states_kept = history  # see chunked_forward
     lam_carry = torch.zeros(p.state_shape, dtype=p.cdt, device=args.u.device)
     if grad_last is not None:
         lam_carry += grad_last.to(p.cdt).transpose(0, 1).unflatten(-2, p.split)
-    skip_in_image_order = p.skip_in_image_order(args)
     if skip_in_image_order:
-        g_u.addcmul_(grad_y, p.skip_per_input())
         g_D += (grad_y * p.u).sum(0).sum(1).repeat(K // p.u.shape[1], 1).view(g_D.shape)
     blocks = _blocks(length, block_len)
     for i in reversed(range(len(blocks))):
