@@ -3,8 +3,6 @@
 The sequence is cut into blocks of ``block_len`` steps.  Inside a block the linear recurrence
 h_t = a_t h_{t-1} + x_t is solved by a two-level scan: sub-chunks of T ~ sqrt(block) steps scanned
 side by side (a Python loop over T, never over every step), then the sub-chunk carries chained.
-Steps of at least STEP_BY_STEP_WIDTH values (the narrow late stages and Vim) are instead scanned
-one addcmul per step: each op is then big enough, and the block is read once instead of twice.
 Only products of decays in (0, 1] appear, so nothing overflows at any length.
 
 Per-token inputs are read channel-last, (B, Kx, L, D): a token's D channels are one contiguous
@@ -32,7 +30,6 @@ DEFAULT_BLOCK_LEN = 256  # the longest block
 BLOCK_ELEMENTS = 1 << 20  # a block's temporaries hold about this many values each (4 MB in fp32)
 MIN_BLOCK_LEN = 4
 LOG2_E = math.log2(math.e)
-STEP_BY_STEP_WIDTH = 1 << 15  # steps with at least this many values are scanned one at a time
 
 
 def _two_level(d: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool = False, out=None) -> torch.Tensor:
@@ -71,29 +68,18 @@ def _two_level(d: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool
     return states
 
 
-def _step_by_step(d: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool = False, out=None) -> torch.Tensor:
-    """The same states as ``_two_level``, one addcmul per step: a single pass over the block, for
-    steps wide enough that an op's work outweighs its Python overhead."""
-    states = torch.empty_like(x) if out is None else out
-    h = h0
-    for t in range(d.shape[0] - 1, -1, -1) if reverse else range(d.shape[0]):
-        h = torch.addcmul(x[t], d[t], h, out=states[t])
-    return states
-
-
 def linear_scan(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool = False, out=None) -> torch.Tensor:
     """All states of a linear recurrence along dim 0 (time), written into ``out`` when given.
 
     Forward: h_t = a_t h_{t-1} + x_t from h_{-1} = h0.  Reverse (the adjoint): h_t = a_{t+1} h_{t+1} + x_t,
     where h0 stands for the already scaled a_S h_S that enters the last step.
     """
-    scan = _step_by_step if x[0].numel() >= STEP_BY_STEP_WIDTH else _two_level
     if not reverse:
-        return scan(a, x, h0, out=out)
+        return _two_level(a, x, h0, out=out)
     states = torch.empty_like(x) if out is None else out
     torch.add(x[-1], h0, out=states[-1])
     if x.shape[0] > 1:
-        scan(a[1:], x[:-1], states[-1], reverse=True, out=states[:-1])
+        _two_level(a[1:], x[:-1], states[-1], reverse=True, out=states[:-1])
     return states
 
 
