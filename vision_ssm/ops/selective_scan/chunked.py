@@ -214,7 +214,8 @@ class _Prepared:
             return pre
         if slope_out is not None:
             torch.sigmoid(pre, out=slope_out)
-        return torch.ops.aten.softplus.out(pre, 1, 20, out=pre)  # in place: pre is this block's own
+        # F.softplus (beta 1, threshold 20) in place: pre is this block's own tensor
+        return torch.ops.aten.softplus.out(pre, 1, 20, out=pre)
 
 
 def keeps_steps(args: ScanArgs) -> bool:
