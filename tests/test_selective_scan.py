@@ -356,3 +356,37 @@ def test_empty_batch_gives_empty_outputs_and_zero_parameter_grads(backend):
     assert y.shape == (0, 8, 5) and last.shape == (0, 8, 2)
     y.sum().backward()
     assert u.grad.shape == u.shape and torch.equal(A.grad, torch.zeros(8, 2))
+
+
+@pytest.mark.parametrize("backend", ["torch", "ref"])
+@pytest.mark.parametrize("directions", [False, True])
+def test_empty_sequence_gives_empty_output_and_zero_state(backend, directions):
+    K = 2
+    u = torch.randn(2, 3, 0, requires_grad=True)
+    delta = torch.rand(2, K, 3, 0) if directions else torch.rand(2, 3, 0)
+    A = -torch.rand(K, 3, 4) if directions else -torch.rand(3, 4)
+    BC = torch.randn(2, K, 4, 0) if directions else torch.randn(2, 4, 0)
+    y, last = selective_scan(u, delta, A, BC, BC, return_last_state=True, backend=backend)
+    assert y.shape == (2, 3, 0)
+    assert last.shape == ((2, K, 3, 4) if directions else (2, 3, 4)) and not last.any()
+    y.sum().backward()
+    assert u.grad.shape == u.shape
+
+
+def test_shape_errors_quote_the_arguments_as_given():
+    p = make_directional(2, 4, 6, 7, 2)  # u (B, D, L) = (2, 6, 7) shared by K = 4 directions
+    wrong_u = dict(p, u=torch.randn(2, 7, 6))
+    with pytest.raises(ValueError, match=r"`u` must be .*got shape \(2, 7, 6\)"):
+        selective_scan(**wrong_u)
+    wrong_z = dict(p, z=torch.randn(2, 6, 5))
+    with pytest.raises(ValueError, match=r"`z` must be .*got shape \(2, 6, 5\)"):
+        selective_scan(**wrong_z)
+    short_u = dict(p, u=torch.randn(2, 6, 5))  # delta is right: the message says where L = 5 comes from
+    with pytest.raises(ValueError, match=r"`delta` must be .*from `u` of shape \(2, 6, 5\)"):
+        selective_scan(**short_u)
+
+
+def test_index_dtype_error_names_the_dtype_given():
+    p = make_directional(1, 2, 3, 4, 2)
+    with pytest.raises(TypeError, match=r"`index` must be an int64 \(or int32\) tensor .*got torch.float32"):
+        selective_scan(**p, index=torch.zeros(2, 4))

@@ -49,13 +49,15 @@ class ScanArgs:
         return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in self.tensors())
 
 
-def _fail(name: str, expected: str, tensor: torch.Tensor):
-    raise ValueError(f"selective_scan: `{name}` must be {expected}, got shape {tuple(tensor.shape)}")
+def _fail(name: str, expected: str, tensor: torch.Tensor, sizes_from: Optional[torch.Tensor] = None):
+    """Raises a shape error; ``sizes_from``: the `u` whose batch and length the expectation uses."""
+    source = "" if sizes_from is None else f" (batch and length from `u` of shape {tuple(sizes_from.shape)})"
+    raise ValueError(f"selective_scan: `{name}` must be {expected}{source}, got shape {tuple(tensor.shape)}")
 
 
-def _check_shape(name, tensor, expected_shapes, description):
+def _check_shape(name, tensor, expected_shapes, description, sizes_from=None):
     if tuple(tensor.shape) not in [tuple(s) for s in expected_shapes]:
-        _fail(name, description, tensor)
+        _fail(name, description, tensor, sizes_from)
 
 
 # Index maps already proven to be permutations, keyed weakly by tensor (checked again if modified).
@@ -64,7 +66,8 @@ _checked_indices = WeakIdKeyDictionary()
 
 def check_index(index: torch.Tensor, K: int, length: int, device) -> torch.Tensor:
     if not isinstance(index, torch.Tensor) or index.dtype not in (torch.int64, torch.int32):
-        raise TypeError("selective_scan: `index` must be an integer (int64) tensor of shape (K, L)")
+        got = type(index).__name__ if not isinstance(index, torch.Tensor) else index.dtype
+        raise TypeError(f"selective_scan: `index` must be an int64 (or int32) tensor of shape (K, L), got {got}")
     if tuple(index.shape) != (K, length):
         raise ValueError(f"selective_scan: `index` must have shape (K, L) = ({K}, {length}), "
                          f"got {tuple(index.shape)}")
@@ -104,6 +107,7 @@ def canonicalize(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softp
     if merge not in MERGES:
         raise ValueError(f"selective_scan: `merge` must be one of {MERGES}, got {merge!r}")
 
+    given_u = u  # shape errors quote the caller's u
     plain = A.dim() == 2
     if plain:
         if index is not None:
@@ -114,12 +118,12 @@ def canonicalize(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softp
         if A.shape[0] != dim:
             _fail("A", f"(D, N) with D = u.shape[1] = {dim}", A)
         N = A.shape[1]
-        _check_shape("delta", delta, [(batch, dim, length)], f"(B, D, L) = {(batch, dim, length)}")
+        _check_shape("delta", delta, [(batch, dim, length)], f"(B, D, L) = {(batch, dim, length)}", given_u)
         for name, t in (("B", B), ("C", C)):
             if t.dim() == 3:
-                _check_shape(name, t, [(batch, N, length)], f"(B, N, L) = {(batch, N, length)} or (B, G, N, L)")
+                _check_shape(name, t, [(batch, N, length)], f"(B, N, L) = {(batch, N, length)} or (B, G, N, L)", given_u)
             elif t.dim() != 4 or (t.shape[0], t.shape[2], t.shape[3]) != (batch, N, length):
-                _fail(name, f"(B, N, L) = {(batch, N, length)} or (B, G, N, L)", t)
+                _fail(name, f"(B, N, L) = {(batch, N, length)} or (B, G, N, L)", t, given_u)
         u, delta, A = u.unsqueeze(1), delta.unsqueeze(1), A.unsqueeze(0)
         B = B.unsqueeze(1) if B.dim() == 3 else B
         C = C.unsqueeze(1) if C.dim() == 3 else C
@@ -132,23 +136,23 @@ def canonicalize(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softp
             _check_shape("delta_bias", delta_bias, [(dim,)], f"({dim},)")
             delta_bias = delta_bias.unsqueeze(0)
         if z is not None:
-            _check_shape("z", z, [(batch, dim, length)], f"(B, D, L) = {(batch, dim, length)}")
+            _check_shape("z", z, [(batch, dim, length)], f"(B, D, L) = {(batch, dim, length)}", given_u)
             z = z.unsqueeze(1)
     else:
         if A.dim() != 3:
             _fail("A", "(D, N), or (K, D, N) for K directions", A)
         K, dim, N = A.shape
-        if u.dim() == 3:
-            u = u.unsqueeze(1)
-        if u.dim() != 4 or u.shape[1] not in (1, K) or u.shape[2] != dim:
+        if u.dim() not in (3, 4) or (u.dim() == 4 and u.shape[1] not in (1, K)) or u.shape[-2] != dim:
             _fail("u", f"(B, D, L) or (B, K, D, L) with K={K}, D={dim}", u)
+        u = u if u.dim() == 4 else u.unsqueeze(1)
         batch, _, _, length = u.shape
-        _check_shape("delta", delta, [(batch, K, dim, length)], f"(B, K, D, L) = {(batch, K, dim, length)}")
+        _check_shape("delta", delta, [(batch, K, dim, length)], f"(B, K, D, L) = {(batch, K, dim, length)}", given_u)
         for name, t in (("B", B), ("C", C)):
             if t.dim() == 4:
-                _check_shape(name, t, [(batch, K, N, length)], f"(B, K, N, L) = {(batch, K, N, length)} or (B, K, G, N, L)")
+                _check_shape(name, t, [(batch, K, N, length)],
+                             f"(B, K, N, L) = {(batch, K, N, length)} or (B, K, G, N, L)", given_u)
             elif t.dim() != 5 or (t.shape[0], t.shape[1], t.shape[3], t.shape[4]) != (batch, K, N, length):
-                _fail(name, f"(B, K, N, L) = {(batch, K, N, length)} or (B, K, G, N, L)", t)
+                _fail(name, f"(B, K, N, L) = {(batch, K, N, length)} or (B, K, G, N, L)", t, given_u)
         B = B.unsqueeze(2) if B.dim() == 4 else B
         C = C.unsqueeze(2) if C.dim() == 4 else C
         if D is not None:
@@ -156,10 +160,9 @@ def canonicalize(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softp
         if delta_bias is not None:
             _check_shape("delta_bias", delta_bias, [(K, dim)], f"(K, D) = {(K, dim)}")
         if z is not None:
-            if z.dim() == 3:
-                z = z.unsqueeze(1)
-            if z.dim() != 4 or tuple(z.shape) not in ((batch, 1, dim, length), (batch, K, dim, length)):
-                _fail("z", f"(B, D, L) or (B, K, D, L) = {(batch, K, dim, length)}", z)
+            if tuple(z.shape) not in ((batch, dim, length), (batch, 1, dim, length), (batch, K, dim, length)):
+                _fail("z", f"(B, D, L) or (B, K, D, L) = {(batch, K, dim, length)}", z, given_u)
+            z = z if z.dim() == 4 else z.unsqueeze(1)
         if index is not None:
             index = check_index(index, K, length, u.device)
     if B.shape[2] != C.shape[2]:

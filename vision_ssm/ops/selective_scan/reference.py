@@ -42,7 +42,8 @@ def selective_scan_ref(args: ScanArgs, return_last_state: bool = False):
             dt = dk[:, :, t, None]  # (B, D, 1)
             h = torch.exp(dt * A[k]) * h + dt * Bk[..., t] * uk[:, :, t, None]
             ys.append((h * Ck[..., t]).sum(-1))
-        y = torch.stack(ys, dim=-1)  # (B, D, L) in scan order
+        # (B, D, L) in scan order; with L = 0 an empty slice of u keeps y in the graph
+        y = torch.stack(ys, dim=-1) if ys else uk[..., :0]
         if Dskip is not None:
             y = y + Dskip[k][:, None] * uk
         if args.z is not None:
