@@ -43,8 +43,9 @@ class ScanStrategy:
     """Base class of every scan strategy (see the package docstring for a full example).
 
     Subclasses set ``direction_names`` (class attribute, or instance attribute in
-    ``__init__`` when it depends on options), pass their options to ``super().__init__``
-    and implement ``build_orders(H, W)``.
+    ``__init__`` when it depends on options) and implement ``build_orders(H, W)``.  A subclass
+    with options declares them in its own ``__init__`` and passes them to ``super().__init__``;
+    a subclass without ``__init__`` takes no options.
     """
 
     name: str = "scan"
@@ -52,6 +53,9 @@ class ScanStrategy:
     direction_names: tuple = ()
 
     def __init__(self, **options):
+        if options and type(self).__init__ is ScanStrategy.__init__:
+            raise TypeError(f"{type(self).__name__} takes no options, got {', '.join(map(repr, options))}; "
+                            f"declare them in its __init__ and pass them to super().__init__")
         self._options = dict(options)
         self._orders: dict = {}
         self._inverses: dict = {}
@@ -115,7 +119,10 @@ class ScanStrategy:
             raise ValueError(f"scan {self.name!r}: build_orders({H}, {W}) gave {len(rows)} orders, "
                              f"expected num_directions={K}")
         for k, row in enumerate(rows):
-            if row.shape != (L,) or not np.array_equal(np.sort(row), np.arange(L)):
+            if row.shape != (L,):
+                raise ValueError(f"scan {self.name!r}: order {k} ({self.direction_names[k]}) for H={H}, W={W} "
+                                 f"must be 1-D with H*W={L} positions, got shape {row.shape}")
+            if not np.array_equal(np.sort(row), np.arange(L)):
                 raise ValueError(f"scan {self.name!r}: order {k} ({self.direction_names[k]}) for "
                                  f"H={H}, W={W} is not a permutation of range({L})")
         return np.stack(rows)
@@ -127,7 +134,7 @@ class ScanStrategy:
             name = self.direction_names[k] if k < len(self.direction_names) else k
             raise ValueError(f"scan {self.name!r}: order {k} ({name}) for H={H}, W={W} must hold integer "
                              f"positions, got dtype {row.dtype}")
-        return row.astype(np.int64).reshape(-1)
+        return row.astype(np.int64)
 
     # ----------------------------------------------------------------- torch side
     def _check_tokens(self, x: torch.Tensor, H: int, W: int, dims: tuple, what: str):

@@ -52,6 +52,7 @@ def gilbert_order(H: int, W: int, major: str = "auto") -> np.ndarray:
     side instead, so every step is between 4-neighbours, for every H, W.
     For square power-of-two grids both give the classical Hilbert curve.
     """
+    H, W = check_int("H", H), check_int("W", W)
     check_choice("major", major, MAJORS)
     along_columns = W >= H
     if major == "auto" and (max(H, W) % 2, min(H, W) % 2) == (1, 0):

@@ -1,6 +1,8 @@
 """LocalMamba's windowed (local) scans."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from ._grid import transposed
@@ -42,9 +44,11 @@ class LocalScan(ScanStrategy):
 
     def __init__(self, window: int = 7, directions=DIRECTIONS):
         window = check_int("window", window)
-        if isinstance(directions, str) or not all(isinstance(d, str) for d in directions):
+        # read once into a tuple: ``directions`` may be an iterator
+        names = tuple(directions) if isinstance(directions, Iterable) and not isinstance(directions, str) else None
+        if names is None or not all(isinstance(d, str) for d in names):
             raise TypeError(f"`directions` must be a sequence of names from {DIRECTIONS}, got {directions!r}")
-        directions = tuple(directions)
+        directions = names
         bad = [d for d in directions if d not in DIRECTIONS]
         if bad or not directions or len(set(directions)) != len(directions):
             raise ValueError(f"`directions` must be distinct names from {DIRECTIONS} (at least one), "

@@ -28,7 +28,7 @@ def register_scan(name: str):
         if isinstance(obj, type):
             if not issubclass(obj, ScanStrategy):
                 raise TypeError(f"register_scan({name!r}): {obj.__name__} must subclass scans.ScanStrategy")
-            if "name" not in vars(obj):
+            if "name" not in vars(obj):  # first registration names the class; aliases leave it as is
                 obj.name = name
         elif not callable(obj):
             raise TypeError(f"register_scan({name!r}): expected a class or a factory, got {obj!r}")
@@ -50,10 +50,13 @@ def list_scans() -> list[str]:
 
 
 def _check_option_names(name: str, factory: Callable, options: dict) -> None:
-    try:
-        params = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):  # no introspectable signature: let the factory decide
-        return
+    if isinstance(factory, type) and factory.__init__ is ScanStrategy.__init__:
+        params = []  # a strategy class without its own __init__ takes no options
+    else:
+        try:
+            params = inspect.signature(factory).parameters.values()
+        except (TypeError, ValueError):  # no introspectable signature: let the factory decide
+            return
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return
     accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
@@ -78,10 +81,9 @@ def get_scan(name, **options):
     _check_option_names(name, factory, options)
     try:
         strategy = factory(**options)
-    except (TypeError, ValueError) as error:  # bad option values: say which scan
-        raise type(error)(f"scan {name!r}: {error}") from error
+    except (TypeError, ValueError) as error:  # bad option values: say which scan, keep the original as cause
+        raise (ValueError if isinstance(error, ValueError) else TypeError)(f"scan {name!r}: {error}") from error
     if not _is_strategy(strategy):
         raise TypeError(f"scan {name!r}: the registered factory returned {strategy!r}, not a strategy")
-    if getattr(strategy, "name", ScanStrategy.name) == ScanStrategy.name:
-        strategy.name = name
+    strategy.name = name  # on the instance: each registered name (aliases too) reports itself
     return strategy

@@ -522,3 +522,102 @@ def test_get_scan_accepts_a_built_strategy():
     assert get_scan(s) is s
     with pytest.raises(ValueError, match="already built"):
         get_scan(s, stride=2)
+
+
+def test_strategy_without_init_takes_no_options():
+    class ColumnMajor(ScanStrategy):
+        direction_names = ("col",)
+
+        def build_orders(self, H, W):
+            return [np.arange(H * W).reshape(H, W).T.reshape(-1)]
+
+    class Declared(ColumnMajor):  # options declared explicitly, even as **options, are accepted
+        def __init__(self, **options):
+            super().__init__(**options)
+
+    class MyLocal(scans.LocalScan):  # inherits LocalScan's declared options
+        pass
+
+    try:
+        register_scan("column_major")(ColumnMajor)
+        register_scan("declared")(Declared)
+        register_scan("my_local")(MyLocal)
+        with pytest.raises(ValueError, match=r"scan 'column_major' has no option 'window', 'foo'; "
+                                             r"its options are: \(none\)"):
+            get_scan("column_major", window=7, foo="bar")
+        with pytest.raises(TypeError, match="ColumnMajor takes no options, got 'window'"):
+            ColumnMajor(window=7)
+        assert get_scan("column_major").options == {}
+        assert get_scan("declared", tag=1).options == {"tag": 1}
+        assert get_scan("my_local", window=3).window == 3
+        with pytest.raises(ValueError, match="scan 'my_local' has no option 'windw'"):
+            get_scan("my_local", windw=3)
+    finally:
+        for name in ("column_major", "declared", "my_local"):
+            unregister_scan(name)
+
+
+def test_factory_error_that_needs_more_arguments_is_kept_as_cause():
+    class StrictError(ValueError):
+        def __init__(self, option, value):
+            super().__init__(f"bad {option}={value}")
+
+    def strict(size=1):
+        raise StrictError("size", size)
+
+    try:
+        register_scan("strict")(strict)
+        with pytest.raises(ValueError, match="scan 'strict': bad size=3") as info:
+            get_scan("strict", size=3)
+        assert isinstance(info.value.__cause__, StrictError)
+    finally:
+        unregister_scan("strict")
+
+
+@pytest.mark.parametrize("H,W,error,option", [
+    (-2, 3, ValueError, "H"), (0, 3, ValueError, "H"), (3, 0, ValueError, "W"),
+    (2.5, 3, TypeError, "H"), (3, True, TypeError, "W"),
+])
+def test_gilbert_order_validates_the_grid(H, W, error, option):
+    with pytest.raises(error, match=f"`{option}` must be an int >= 1"):
+        scans.gilbert_order(H, W)
+
+
+def test_local_directions_from_an_iterator():
+    s = scans.LocalScan(window=2, directions=(d for d in ["col", "row"]))
+    assert s.direction_names == ("col", "row") and s.options["directions"] == ("col", "row")
+    assert torch.equal(s.orders(4, 4), get_scan("local", window=2).orders(4, 4)[[1, 0]])
+    with pytest.raises(TypeError, match="`directions` must be a sequence of names"):
+        scans.LocalScan(directions=4)
+
+
+def test_each_registered_name_reports_itself():
+    class Unnamed(ScanStrategy):
+        direction_names = ("row",)
+
+        def build_orders(self, H, W):
+            return [np.arange(H * W)]
+
+    try:
+        register_scan("cross_alias")(scans.CrossScan)
+        register_scan("first")(Unnamed)
+        register_scan("second")(Unnamed)
+        assert get_scan("cross_alias").name == "cross_alias"
+        assert get_scan("cross").name == "cross" and scans.CrossScan().name == "cross"
+        assert get_scan("first").name == "first" and get_scan("second").name == "second"
+        assert Unnamed().name == "first"  # the class keeps the name of its first registration
+        assert "cross_alias" in repr(get_scan("cross_alias"))
+    finally:
+        for name in ("cross_alias", "first", "second"):
+            unregister_scan(name)
+
+
+def test_an_order_that_is_not_one_dimensional_is_rejected_not_flattened():
+    class GridShaped(ScanStrategy):
+        direction_names = ("grid",)
+
+        def build_orders(self, H, W):
+            return [np.arange(H * W).reshape(H, W)]  # a permutation once flattened: still an error
+
+    with pytest.raises(ValueError, match=r"order 0 \(grid\).*must be 1-D with H\*W=6 positions, got shape \(2, 3\)"):
+        GridShaped().orders(2, 3)
