@@ -165,3 +165,23 @@ def test_bad_arguments(tmp_path, convert_tool, capsys):
     assert "no such file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         convert_tool.main([str(src)])  # --model is required
+
+
+def test_check_forward_uses_the_models_input_size_and_channels(tmp_path):
+    """--check-forward feeds the model an input of its own img_size and in_chans (model_kwargs)."""
+    import timm
+
+    from vision_ssm.convert import convert_checkpoint
+    kwargs = dict(depth=2, embed_dim=16, d_state=4, num_classes=10, img_size=64, in_chans=1)
+    source = timm.create_model("vim_tiny_patch16_224", **kwargs)
+    src = tmp_path / "gray.pth"
+    torch.save(_training_dict(source.state_dict()), src)
+    report = convert_checkpoint(src, "vim_tiny_patch16_224", tmp_path / "gray.safetensors", model_kwargs=kwargs,
+                                check_forward=True)
+    assert report["metadata"]["img_size"] == "64"
+    model = _load_via_timm("vim_tiny_patch16_224", report["out"], **kwargs)
+    _assert_same(model, source.state_dict())
+    # the size as the img_size argument: the single input channel still comes from the model
+    kwargs.pop("img_size")
+    convert_checkpoint(src, "vim_tiny_patch16_224", tmp_path / "gray64.safetensors", img_size=64,
+                       model_kwargs=kwargs, check_forward=True)

@@ -217,3 +217,33 @@ def test_direct_call_and_random_init_without_pretrained(training_ckpt):
     result = load_pretrained_checkpoint(model, path, filter_fn=_legacy_filter)
     assert result["missing"] == [] and result["unexpected"] == []
     _assert_loaded(model, sd)
+
+
+def test_in_memory_state_dict_goes_through_the_strict_loader():
+    """pretrained_cfg_overlay=dict(state_dict=...) behaves like file=: unwrapped, filtered, strict."""
+    sd = _state_dict()
+    training = {"model": {"module." + k: v for k, v in sd.items()}, "args": argparse.Namespace(lr=0.1), "epoch": 3}
+    _assert_loaded(_build(pretrained_cfg_overlay=dict(state_dict=training)), sd)
+    # another num_classes: the head is dropped, everything else must still fit
+    other = _build(num_classes=5, pretrained_cfg_overlay=dict(state_dict=training))
+    _assert_loaded(other, sd, skip=("head.weight", "head.bias"))
+    incomplete = {k: v for k, v in sd.items() if k != "body.bias"}
+    with pytest.raises(PretrainedLoadError, match=r"in-memory checkpoint: 1 missing keys: body\.bias"):
+        _build(num_classes=5, pretrained_cfg_overlay=dict(state_dict=incomplete))
+    assert not torch.equal(_build(pretrained=False, pretrained_cfg_overlay=dict(state_dict=training)).body.weight,
+                           sd["body.weight"])  # pretrained=False: not loaded
+
+
+def test_head_of_another_width_is_dropped_whole(tmp_path, caplog):
+    """num_classes matches but the head's input width does not: weight and bias are left out together
+    and the warning names the shapes."""
+    sd = _canonical(_state_dict())
+    sd["head.weight"] = torch.randn(10, 6)
+    path = tmp_path / "head6.safetensors"
+    save_file(sd, str(path))
+    with caplog.at_level(logging.WARNING):
+        model = _build(pretrained_cfg_overlay=dict(file=str(path)))
+    assert not torch.equal(model.head.bias, sd["head.bias"])
+    _assert_loaded(model, sd, skip=("head.weight", "head.bias"))
+    assert "head.weight checkpoint (10, 6) vs model (10, 4), head.bias checkpoint (10,) vs model (10,)" in caplog.text
+    assert "not loaded (random init): head.weight, head.bias" in caplog.text

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,9 @@ from vision_ssm.layers.bimamba import BiMamba
 from vision_ssm.layers.pos_embed import resample_pos_embed_mid_cls
 from vision_ssm.models import vim as vim_mod
 from vision_ssm.models.vim import VisionMamba, checkpoint_filter_fn, scan_token_orders
+from vision_ssm.models._builder import PretrainedLoadError
 from vision_ssm.ops import selective_scan
+from vision_ssm.ops.selective_scan import BACKENDS
 
 MANIFEST_DIR = Path(os.environ.get("VISION_SSM_MANIFESTS", "/work/shared/reference/manifests"))
 
@@ -405,6 +408,55 @@ def test_ema_weights_head_reset_and_strictness(tmp_path):
         timm.create_model("vim_tiny_patch16_224", pretrained=True, scan="cross", **kw)
 
 
+def test_in_memory_training_dict_loads_like_a_file():
+    """pretrained_cfg_overlay=dict(state_dict=...) with a training dict: unwrapped and loaded strictly,
+    also with another num_classes and for features_only (loaded before timm's feature wrapper)."""
+    src = VisionMamba(img_size=32, **TINY, num_classes=10).eval()
+    sd = src.state_dict()
+    kw = dict(img_size=32, **TINY, pretrained=True, pretrained_cfg_overlay=dict(state_dict=training_dict(sd)))
+    model = timm.create_model("vim_tiny_patch16_224", num_classes=10, **kw)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in sd.items())
+    backbone = timm.create_model("vim_tiny_patch16_224", features_only=True, **kw).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        for a, b in zip(backbone(x), src.forward_intermediates(x, indices=2, intermediates_only=True)):
+            torch.testing.assert_close(a, b)
+    incomplete = training_dict({k: v for k, v in sd.items() if k != "norm_f.weight"})
+    with pytest.raises(PretrainedLoadError, match=r"1 missing keys: norm_f\.weight"):
+        timm.create_model("vim_tiny_patch16_224", num_classes=5, **dict(kw, pretrained_cfg_overlay=dict(
+            state_dict=incomplete)))
+    assert set(checkpoint_filter_fn(training_dict(sd), src)) == set(sd)  # the filter unwraps it too
+
+
+def test_non_square_checkpoint_grid(tmp_path):
+    """A checkpoint's grid: the one fitting the model's aspect ratio, else given by pretrained_model_args."""
+    src = VisionMamba(img_size=(64, 96), **TINY, num_classes=10)  # 4x6 grid, 24 patches
+    path = tmp_path / "wide.pth"
+    torch.save({"model": src.state_dict()}, path)
+    name = "vim_tiny_patch16_224"
+    kw = dict(pretrained=True, num_classes=10, pretrained_cfg_overlay=dict(file=str(path)), **TINY)
+
+    def expected(grid):
+        return resample_pos_embed_mid_cls(src.pos_embed.data, grid, old_size=(4, 6))
+
+    # the 2:3 model: 24 patches fit its aspect ratio in one way only, 4x6
+    torch.testing.assert_close(timm.create_model(name, img_size=(96, 144), **kw).pos_embed.data, expected((6, 9)))
+    # the square model: no square grid of 24 patches; the error says how to give the size, and that works
+    with pytest.raises(ValueError, match=r"24 patch entries.*pretrained_model_args=dict\(img_size=\(H, W\)\)"):
+        timm.create_model(name, img_size=96, **kw)
+    model = timm.create_model(name, img_size=96, pretrained_model_args=dict(img_size=(64, 96)), **kw)
+    torch.testing.assert_close(model.pos_embed.data, expected((6, 6)))
+    direct = VisionMamba(img_size=96, **TINY, num_classes=10)
+    direct.pretrained_model_args = dict(img_size=(64, 96))
+    direct.load_pretrained(str(path))
+    torch.testing.assert_close(direct.pos_embed.data, expected((6, 6)))
+    # the same number of patches on another grid (6x4) is resampled when the source grid is known
+    model = timm.create_model(name, img_size=(96, 64), pretrained_model_args=dict(img_size=(64, 96)), **kw)
+    torch.testing.assert_close(model.pos_embed.data, expected((6, 4)))
+    with pytest.raises(ValueError, match=r"pretrained_model_args img_size=80 gives a 5x5 patch grid"):
+        timm.create_model(name, img_size=96, pretrained_model_args=dict(img_size=80), **kw)
+
+
 def test_pretrained_cfgs_point_at_the_hub():
     expected = {
         "vim_tiny_patch16_224": ("hustvl/Vim-tiny-midclstok", "vim_t_midclstok_76p1acc.pth"),
@@ -448,6 +500,41 @@ def test_features_only(name, grid):
     assert model.feature_info.reduction() == [16 if grid == 4 else 8] * 2
     default = timm.create_model(name, features_only=True, img_size=64, embed_dim=16, depth=4, d_state=4)
     assert len(default(torch.randn(1, 3, 64, 64))) == 3  # last 3 blocks, like timm's ViT
+
+
+def test_feature_cfg_merges_with_the_defaults():
+    kw = dict(features_only=True, img_size=64, embed_dim=16, depth=4, d_state=4)
+    model = timm.create_model("vim_tiny_patch16_224", feature_cfg=dict(out_indices=(0, 1)), **kw).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        feats = model(x)
+        expected = model.model.forward_intermediates(x, indices=[0, 1], intermediates_only=True)
+    assert len(feats) == 2 and all(torch.equal(a, b) for a, b in zip(feats, expected))
+    assert len(timm.create_model("vim_tiny_patch16_224", **kw)(x)) == 3  # the default: the last 3 blocks
+
+
+def test_merge_strategy_through_timm_and_directly():
+    """merge="strategy" (or None when constructing directly) takes the scan strategy's own merge."""
+    strategy_merge = scans.get_scan("bidirectional").merge
+    assert strategy_merge != "mean"  # else this test could not tell the two apart
+    models = [timm.create_model("vim_tiny_patch16_224", img_size=32, merge="strategy", **TINY),
+              VisionMamba(img_size=32, merge="strategy", **TINY), VisionMamba(img_size=32, merge=None, **TINY)]
+    assert all(block.mixer.merge == strategy_merge for m in models for block in m.layers)
+    assert timm.create_model("vim_tiny_patch16_224", img_size=32, **TINY).layers[0].mixer.merge == "mean"
+    with pytest.raises(ValueError, match=r"merge must be one of \('mean', 'sum', 'strategy', None\), got 'avg'"):
+        VisionMamba(img_size=32, merge="avg", **TINY)
+
+
+def test_unknown_scan_backend_fails_at_construction():
+    accepted = re.escape(str(("auto",) + tuple(BACKENDS)))
+    for build in (lambda: timm.create_model("vim_tiny_patch16_224", img_size=32, scan_backend="tritonn", **TINY),
+                  lambda: BiMamba(8, scan_backend="tritonn")):
+        with pytest.raises(ValueError, match=f"scan_backend must be one of {accepted}, got 'tritonn'"):
+            build()
+    model = VisionMamba(img_size=32, **TINY)
+    with pytest.raises(ValueError, match="scan_backend must be one of"):
+        model.set_scan_backend("tritonn")
+    assert all(block.mixer.scan_backend == "auto" for block in model.layers)
 
 
 def test_forward_intermediates_and_prune():
@@ -627,6 +714,14 @@ def test_bad_input_sizes():
     padded = VisionMamba(img_size=64, dynamic_img_size=True, dynamic_img_pad=True, **TINY)
     assert padded.forward_features(torch.randn(1, 3, 50, 70)).shape == (1, 4 * 5 + 1, 16)
     assert padded.forward_intermediates(torch.randn(1, 3, 50, 70), intermediates_only=True)[0].shape == (1, 16, 4, 5)
+
+
+def test_img_size_that_does_not_fit_names_the_argument():
+    with pytest.raises(ValueError, match=r"^img_size 70x70: height 70 does not fit patches of 16 with stride 16 .*"
+                                         r"pass an img_size whose sides fit \(e\.g\. 64 or 80\)"):
+        timm.create_model("vim_tiny_patch16_224", img_size=70, **TINY)
+    with pytest.raises(ValueError, match=r"^img_size 64x60: width 60 .*\(e\.g\. 56 or 64\)"):
+        VisionMamba(img_size=(64, 60), stride=8, **TINY)
 
 
 def test_dynamic_img_size_matches_model_built_at_that_size():

@@ -173,6 +173,22 @@ def test_head_mismatch_dropped_and_reported(tmp_path, caplog):
     assert torch.equal(other.layers[2].blocks[1].op.A_logs, model.layers[2].blocks[1].op.A_logs)
 
 
+def test_in_memory_training_dict_loads_strictly():
+    """pretrained_cfg_overlay=dict(state_dict=...) goes through the strict loader like file=: a missing
+    key is an error also when num_classes differs from the default 1000."""
+    source = _small(V2)
+    sd = source.state_dict()
+    training = {"model": sd, "args": argparse.Namespace(lr=1e-3), "epoch": 3}
+    model = timm.create_model(V2, **SMALL, num_classes=10, pretrained=True,
+                              pretrained_cfg_overlay=dict(state_dict=training))
+    _assert_equal_weights(model, sd)
+    incomplete = {k: v for k, v in sd.items() if k != "layers.1.blocks.0.op.Ds"}
+    missing = r"in-memory checkpoint: 1 missing keys: layers\.1\.blocks\.0\.op\.Ds\b"
+    with pytest.raises(PretrainedLoadError, match=missing):
+        timm.create_model(V2, **SMALL, num_classes=10, pretrained=True,
+                          pretrained_cfg_overlay=dict(state_dict={"model": incomplete}))
+
+
 def test_foreign_pickled_class_refused(tmp_path):
     class Payload:
         def __reduce__(self):
@@ -300,6 +316,28 @@ def test_non_multiple_input_is_padded_not_cropped():
         x2[..., -1, -1] += 1.0
         assert not torch.allclose(v2(x2), v2(x))
     assert [tuple(f.shape[-2:]) for f in feats] == [(18, 13), (9, 7), (5, 4), (3, 2)]
+
+
+@pytest.mark.parametrize("name", [V0, V2])
+def test_pos_embed_is_on_the_padded_patch_grid(name, tmp_path):
+    """The patch embedding pads 66 to 68: the position embedding is on its 17x17 grid, so a checkpoint
+    at that size loads unchanged."""
+    model = _small(name, posembed=True, img_size=66).eval()
+    grid = model.patch_embed(torch.zeros(1, 3, 66, 66)).shape
+    assert model.pos_embed.shape[-2:] == (17, 17) == (grid[-2:] if model.channel_first else grid[1:3])
+    assert _small(name, posembed=True).pos_embed.shape[-2:] == (56, 56)  # the official 224 // 4
+    path = tmp_path / "posembed.safetensors"
+    save_file(model.state_dict(), str(path))
+    loaded = timm.create_model(name, **SMALL, num_classes=10, posembed=True, img_size=66, pretrained=True,
+                               pretrained_cfg_overlay=dict(file=str(path)))
+    assert torch.equal(loaded.pos_embed, model.pos_embed)
+
+
+def test_unknown_scan_backend_fails_at_construction():
+    with pytest.raises(ValueError, match=r"scan_backend must be one of \('auto', .*\), got 'tritonn'"):
+        _small(V2, scan_backend="tritonn")
+    with pytest.raises(ValueError, match="scan_backend must be one of"):
+        SS2D(d_model=8, scan_backend="tritonn")
 
 
 def test_too_small_input_errors_clearly():

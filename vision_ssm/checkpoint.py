@@ -114,6 +114,11 @@ def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict[st
     return dict(state_dict)
 
 
+def state_dict_from_checkpoint(checkpoint: Any, use_ema: bool = False) -> dict[str, torch.Tensor]:
+    """The model weights of a checkpoint: :func:`unwrap_state_dict`, then a DDP ``module.`` prefix stripped."""
+    return strip_prefix(unwrap_state_dict(checkpoint, use_ema=use_ema), "module.")
+
+
 def report_incompatible_keys(missing, unexpected, what: str = "checkpoint") -> str:
     """One readable line listing missing and unexpected keys ("" when both are empty)."""
     parts = []

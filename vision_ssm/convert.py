@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 import torch
 
-from .checkpoint import load_checkpoint_file, strip_prefix, unwrap_state_dict
+from .checkpoint import load_checkpoint_file, state_dict_from_checkpoint
 
 __all__ = ["ConversionError", "convert_checkpoint", "read_metadata"]
 
@@ -103,10 +103,9 @@ def convert_checkpoint(src: str | os.PathLike, model_name: str, out: str | os.Pa
     say(f"reading {src}")
     checkpoint = load_checkpoint_file(src)
     try:
-        state_dict = unwrap_state_dict(checkpoint, use_ema=use_ema)
+        state_dict = state_dict_from_checkpoint(checkpoint, use_ema=use_ema)
     except (KeyError, TypeError) as err:
         raise ConversionError(f"{src}: {err.args[0] if err.args else err}") from err
-    state_dict = strip_prefix(state_dict, "module.")
     state_dict = {k: v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
     source_keys = set(state_dict)
     source_shapes = {k: tuple(v.shape) for k, v in state_dict.items()}
@@ -136,9 +135,10 @@ def convert_checkpoint(src: str | os.PathLike, model_name: str, out: str | os.Pa
         model = real
 
     if check_forward:
-        size = img_size or int(getattr(model, "pretrained_cfg", {}).get("input_size", (3, 224, 224))[-1])
+        from timm.models import get_model_input_config
+        input_size = get_model_input_config(model)["input_size"]  # the model's own (in_chans, H, W)
         with torch.no_grad():
-            y = model(torch.zeros(1, 3, size, size))
+            y = model(torch.zeros(1, *input_size))
         if not torch.isfinite(y).all():
             raise ConversionError(f"{src}: the converted model gives non-finite outputs")
 

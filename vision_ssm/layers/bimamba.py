@@ -42,6 +42,8 @@ import torch.nn.functional as F
 
 from vision_ssm.ops import selective_scan
 
+from .scan_backend import check_scan_backend
+
 __all__ = ["BiMamba", "direction_suffix", "direction_param_names"]
 
 
@@ -99,7 +101,7 @@ class BiMamba(nn.Module):
         num_directions: K, the number of scan directions (2 for official Vim).
         merge: "mean" (official ``if_divide_out``: (fwd + flip(bwd)) / 2) or "sum".
         dt_init_mode: "official" or "mamba" (see the module docstring).
-        scan_backend: ``selective_scan`` backend ("auto": torch on CPU, triton on CUDA).
+        scan_backend: ``selective_scan`` backend (``SCAN_BACKENDS``; "auto": torch on CPU, triton on CUDA).
     """
 
     def __init__(
@@ -140,7 +142,7 @@ class BiMamba(nn.Module):
         self.dt_rank = math.ceil(dim / 16) if dt_rank == "auto" else int(dt_rank)
         self.num_directions = num_directions
         self.merge = merge
-        self.scan_backend = scan_backend
+        self.scan_backend = check_scan_backend(scan_backend)
 
         self.in_proj = nn.Linear(dim, self.d_inner * 2, bias=bias, **fk)
         for k in range(num_directions):

@@ -15,7 +15,7 @@ Any input size, never a silent crop:
 """
 from __future__ import annotations
 
-from typing import Type
+from typing import Sequence, Tuple, Type
 
 import torch
 import torch.nn as nn
@@ -88,6 +88,10 @@ class PatchEmbed(nn.Sequential):
         super().__init__(*layers)
         self.version = version
         self.patch_size = patch_size
+
+    def dynamic_feat_size(self, img_size: Sequence[int]) -> Tuple[int, int]:
+        """The output grid for an (H, W) input: ceil(H / patch_size) x ceil(W / patch_size) (padded, never cropped)."""
+        return tuple(-(-int(n) // self.patch_size) for n in img_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pad_multiple > 1:

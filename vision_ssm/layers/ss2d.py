@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from vision_ssm.ops import selective_scan
 
 from .norm import LayerNorm2d
+from .scan_backend import check_scan_backend
 
 __all__ = ["SS2D", "Linear2d", "resolve_scan", "parse_forward_type", "dt_projs_init", "A_logs_init",
            "Ds_init"]
@@ -139,7 +140,7 @@ class SS2D(nn.Module):
 
     Input / output: (B, H, W, C) or, with ``channel_first=True``, (B, C, H, W).
     ``scan``: a strategy name, (name, options), dict or instance (default "cross", K=4).
-    ``scan_backend``: the selective-scan backend ("auto", "torch", "triton", "ref").
+    ``scan_backend``: the selective-scan backend, one of ``SCAN_BACKENDS`` ("auto", "ref", "torch", "triton").
     """
 
     def __init__(
@@ -174,7 +175,7 @@ class SS2D(nn.Module):
         self.cast_out = opts["cast_out"]
         self.channel_first = channel_first
         self.scan = resolve_scan(scan)
-        self.scan_backend = scan_backend
+        self.scan_backend = check_scan_backend(scan_backend)
         self.d_model = int(d_model)
         self.d_state = int(d_state)
         self.d_inner = int(ssm_ratio * d_model)

@@ -2,31 +2,35 @@
 
 Shared by every backbone (VMamba, Vim).  Public API:
 
-``build_ssm_model(model_cls, variant, pretrained=False, **kwargs)``
+``build_ssm_model(model_cls, variant, pretrained=False, *, default_out_indices=None, **kwargs)``
     ``timm.models.build_model_with_cfg`` with
       * ``feature_cfg=dict(feature_cls='getter', out_indices=...)``: ``features_only=True`` gives
         timm's ``FeatureGetterNet`` over the model's ``forward_intermediates``;
-      * every pretrained source routed to :func:`load_pretrained_checkpoint` (``custom_load``):
+      * every pretrained source routed to :func:`load_pretrained_checkpoint`: through ``custom_load``
         ``file`` (local ``.pth`` / ``.safetensors``, e.g. ``pretrained_cfg_overlay=dict(file=PATH)``),
         ``url`` (downloaded to timm's cache first) and ``hf-hub`` (``hf_hub_id`` + ``hf_hub_filename``,
-        which timm fetches and hands to ``model.load_pretrained`` when ``custom_load == 'hf'``).
+        which timm fetches and hands to ``model.load_pretrained`` when ``custom_load == 'hf'``); an
+        in-memory ``state_dict`` (``pretrained_cfg_overlay=dict(state_dict=...)``, a state dict or a
+        training dict), which timm would load itself, is loaded right after the model is built.
     Extra keyword arguments understood here (all optional, removed before the model sees them):
       ``pretrained_filter_fn``  ``(state_dict, model) -> state_dict``; default: the class attribute
                                 ``model_cls.checkpoint_filter_fn`` (a staticmethod) if there is one.
       ``pretrained_strict``     raise on missing / unexpected keys (default True).
       ``pretrained_use_ema``    load the EMA weights of a training dict (default False).
       ``feature_cfg``           overrides for the feature wrapper (e.g. default ``out_indices``);
-                                the default ``out_indices`` is ``model_cls.default_out_indices``
-                                or (0, 1, 2, 3).
+                                the default ``out_indices`` is ``default_out_indices``, else
+                                ``model_cls.default_out_indices``, else (0, 1, 2, 3).
 
-``load_pretrained_checkpoint(model, path, filter_fn=None, use_ema=False, strict=True)``
+``load_pretrained_checkpoint(model, source, filter_fn=None, use_ema=False, strict=True)``
+    ``source``: a checkpoint file, or a checkpoint already in memory (state dict or training dict).
     load_checkpoint_file -> unwrap_state_dict -> strip ``module.`` -> filter_fn -> drop a
-    classifier head whose shape no longer matches (timm's behaviour, reported) -> adapt the first
-    conv to ``in_chans`` when needed -> ``load_state_dict(strict=False)`` -> raise (strict) or warn,
+    classifier head whose weight or bias no longer fits (another num_classes or width: timm's
+    behaviour, reported with the shapes; weight and bias together) -> adapt the first conv to
+    ``in_chans`` when needed -> ``load_state_dict(strict=False)`` -> raise (strict) or warn,
     naming every missing / unexpected / mis-shaped key.
 
 ``PretrainedLoaderMixin``
-    gives a model ``load_pretrained(path)``, the hook timm calls for ``custom_load`` sources.
+    gives a model ``load_pretrained(source)``, the hook timm calls for ``custom_load`` sources.
 
 ``make_cfg(url=None, hf_hub_id=None, hf_hub_filename=None, **kw)``
     a ``default_cfgs`` entry (a dict for ``timm.models.generate_default_cfgs``) with
@@ -37,15 +41,14 @@ from __future__ import annotations
 import logging
 import os
 import types
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.models import build_model_with_cfg
+from timm.models import build_model_with_cfg, resolve_pretrained_cfg
 
-from vision_ssm.checkpoint import (load_checkpoint_file, report_incompatible_keys, strip_prefix,
-                                   unwrap_state_dict)
+from vision_ssm.checkpoint import load_checkpoint_file, report_incompatible_keys, state_dict_from_checkpoint
 
 _logger = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ __all__ = ["build_ssm_model", "load_pretrained_checkpoint", "PretrainedLoaderMix
            "PretrainedLoadError"]
 
 FilterFn = Callable[[Dict[str, torch.Tensor], nn.Module], Dict[str, torch.Tensor]]
+CheckpointSource = Union[str, os.PathLike, Mapping[str, Any]]
 
 _SOURCE_KEYS = ("file", "url", "hf_hub_id", "hf_hub_filename")
 
@@ -102,40 +106,58 @@ def _adapt_first_conv(model: nn.Module, state_dict: Dict[str, torch.Tensor],
                 pass
 
 
+def _drop_unfit_classifier(model: nn.Module, state_dict: Dict[str, torch.Tensor],
+                            model_sd: Dict[str, torch.Tensor], what: str) -> List[str]:
+    """timm's behaviour: a classifier whose weight or bias does not fit the model (another num_classes
+    or feature width, or no head with num_classes=0) is left out whole, with a warning naming the shapes.
+
+    Returns the keys left out (the model's own head stays at its random init).
+    """
+    dropped: List[str] = []
+    for name in _classifier_names(model):
+        keys = [name + suffix for suffix in (".weight", ".bias") if name + suffix in state_dict]
+        unfit = [k for k in keys if k not in model_sd or model_sd[k].shape != state_dict[k].shape]
+        if not unfit:
+            continue
+        shapes = [f"{k} checkpoint {tuple(state_dict[k].shape)} vs model {tuple(model_sd[k].shape)}"
+                  if k in model_sd else f"{k} checkpoint {tuple(state_dict[k].shape)}, not in the model"
+                  for k in keys]
+        num_classes = getattr(model, "num_classes", None)
+        _logger.warning(f"{what}: classifier {name} does not fit the model"
+                        f"{f' (num_classes={num_classes})' if num_classes is not None else ''}: "
+                        f"{', '.join(shapes)}; not loaded (random init): {', '.join(keys)}")
+        for k in keys:
+            del state_dict[k]
+        dropped.extend(keys)
+    return dropped
+
+
 def load_pretrained_checkpoint(
         model: nn.Module,
-        path: str | os.PathLike,
+        source: CheckpointSource,
         filter_fn: Optional[FilterFn] = None,
         use_ema: bool = False,
         strict: bool = True,
 ) -> Dict[str, List[str]]:
-    """Loads a checkpoint file into ``model`` through the safe loader; see the module docstring.
+    """Loads a checkpoint (a file, or a state / training dict in memory) into ``model`` through the
+    safe loader; see the module docstring.
 
     Returns ``dict(missing=..., unexpected=..., mismatched=..., dropped_head=...)``.
     Raises :class:`PretrainedLoadError` naming the offending keys when ``strict`` and anything
     besides a dropped classifier head is missing, unexpected or of the wrong shape.
     """
-    checkpoint = load_checkpoint_file(path)
-    state_dict = unwrap_state_dict(checkpoint, use_ema=use_ema)
-    state_dict = strip_prefix(state_dict, "module.")
+    if isinstance(source, Mapping):
+        checkpoint, what = source, "in-memory checkpoint"
+    else:
+        checkpoint, what = load_checkpoint_file(source), f"checkpoint {os.fspath(source)}"
+    state_dict = state_dict_from_checkpoint(checkpoint, use_ema=use_ema)
     if filter_fn is not None:
         state_dict = filter_fn(state_dict, model)
     state_dict = dict(state_dict)
     model_sd = model.state_dict()
 
-    # timm's behaviour: discard a classifier whose shape no longer matches (num_classes changed,
-    # or num_classes=0 with an Identity head) and report it.
-    dropped_head: List[str] = []
-    for name in _classifier_names(model):
-        for suffix in (".weight", ".bias"):
-            key = name + suffix
-            if key in state_dict and (key not in model_sd or model_sd[key].shape != state_dict[key].shape):
-                del state_dict[key]
-                dropped_head.append(key)
-    head_keys = {name + s for name in _classifier_names(model) for s in (".weight", ".bias")}
-    if dropped_head:
-        _logger.warning(f"{path}: classifier head does not match the model's num_classes; "
-                        f"not loaded (random init): {', '.join(dropped_head)}")
+    dropped_head = _drop_unfit_classifier(model, state_dict, model_sd, what)
+    dropped_modules = {k.rsplit(".", 1)[0] for k in dropped_head}  # their keys are expected to be missing
 
     _adapt_first_conv(model, state_dict, model_sd)
 
@@ -147,11 +169,11 @@ def load_pretrained_checkpoint(
 
     result = model.load_state_dict(state_dict, strict=False)
     missing = [k for k in result.missing_keys
-               if k not in mismatched_keys and not (dropped_head and k in head_keys)]
+               if k not in mismatched_keys and k.rsplit(".", 1)[0] not in dropped_modules]
     unexpected = list(result.unexpected_keys)
-    message = report_incompatible_keys(missing, unexpected, what=f"checkpoint {os.fspath(path)}")
+    message = report_incompatible_keys(missing, unexpected, what=what)
     if mismatched:
-        message = (message + "; " if message else f"checkpoint {os.fspath(path)}: ") + \
+        message = (message + "; " if message else f"{what}: ") + \
             f"{len(mismatched)} keys with mismatched shapes: {', '.join(mismatched[:20])}"
     if message:
         arch = type(model).__name__
@@ -170,7 +192,7 @@ def _resolve_filter_fn(model: nn.Module) -> Optional[FilterFn]:
     return fn
 
 
-def _load_pretrained_method(self: nn.Module, checkpoint_path, use_ema: Optional[bool] = None,
+def _load_pretrained_method(self: nn.Module, checkpoint_path: CheckpointSource, use_ema: Optional[bool] = None,
                             strict: Optional[bool] = None, filter_fn: Optional[FilterFn] = None):
     return load_pretrained_checkpoint(
         self, checkpoint_path,
@@ -181,13 +203,14 @@ def _load_pretrained_method(self: nn.Module, checkpoint_path, use_ema: Optional[
 
 
 class PretrainedLoaderMixin:
-    """``model.load_pretrained(path)``: the hook timm calls for ``custom_load`` pretrained sources.
+    """``model.load_pretrained(source)``: the hook timm calls for ``custom_load`` pretrained sources
+    (``source``: a checkpoint file or an in-memory state / training dict).
 
     A class using it may define ``checkpoint_filter_fn = staticmethod(fn)`` with
     ``fn(state_dict, model) -> state_dict``; ``build_ssm_model`` records its strict / EMA options.
     """
 
-    def load_pretrained(self, checkpoint_path, use_ema: Optional[bool] = None,
+    def load_pretrained(self, checkpoint_path: CheckpointSource, use_ema: Optional[bool] = None,
                         strict: Optional[bool] = None, filter_fn: Optional[FilterFn] = None):
         return _load_pretrained_method(self, checkpoint_path, use_ema=use_ema, strict=strict,
                                        filter_fn=filter_fn)
@@ -201,17 +224,26 @@ def _route_to_custom_load(overlay: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     return overlay
 
 
-def build_ssm_model(model_cls, variant: str, pretrained: bool = False, **kwargs) -> nn.Module:
+def build_ssm_model(model_cls, variant: str, pretrained: bool = False, *,
+                    default_out_indices: Optional[Union[int, Sequence[int]]] = None, **kwargs) -> nn.Module:
     """Builds ``variant`` of ``model_cls`` through timm; see the module docstring."""
     filter_fn = kwargs.pop("pretrained_filter_fn", None)
     if filter_fn is None:
         filter_fn = getattr(model_cls, "checkpoint_filter_fn", None)
     strict = kwargs.pop("pretrained_strict", True)
     use_ema = kwargs.pop("pretrained_use_ema", False)
-    feature_cfg = dict(feature_cls="getter",
-                       out_indices=tuple(getattr(model_cls, "default_out_indices", (0, 1, 2, 3))))
+    if default_out_indices is None:
+        default_out_indices = tuple(getattr(model_cls, "default_out_indices", (0, 1, 2, 3)))
+    feature_cfg = dict(feature_cls="getter", out_indices=default_out_indices)
     feature_cfg.update(kwargs.pop("feature_cfg", None) or {})
     kwargs["pretrained_cfg_overlay"] = _route_to_custom_load(kwargs.get("pretrained_cfg_overlay"))
+    # timm loads an in-memory state_dict itself (non-strict whenever num_classes differs, no unwrapping):
+    # it is loaded here instead, between construction and timm's feature wrapper, as timm would.
+    in_memory = kwargs["pretrained_cfg_overlay"].get("state_dict") if pretrained else None
+    source_cfg = None
+    if in_memory:
+        source_cfg = resolve_pretrained_cfg(variant, pretrained_cfg=kwargs.get("pretrained_cfg"),
+                                            pretrained_cfg_overlay=kwargs["pretrained_cfg_overlay"]).to_dict()
 
     def factory(**model_kwargs):
         model = model_cls(**model_kwargs)
@@ -220,11 +252,15 @@ def build_ssm_model(model_cls, variant: str, pretrained: bool = False, **kwargs)
         model._ssm_pretrained_use_ema = use_ema
         if not hasattr(model, "load_pretrained"):
             model.load_pretrained = types.MethodType(_load_pretrained_method, model)
+        if in_memory:
+            model.pretrained_cfg = source_cfg  # what timm sets before loading (classifier, first_conv)
+            model.pretrained_model_args = dict(kwargs.get("pretrained_model_args") or {})
+            model.load_pretrained(in_memory)
         return model
 
     return build_model_with_cfg(
-        factory, variant, pretrained,
-        pretrained_filter_fn=filter_fn,  # used by timm for the in-memory `state_dict` source
+        factory, variant, pretrained and not in_memory,
+        pretrained_filter_fn=filter_fn,
         pretrained_strict=strict,
         feature_cfg=feature_cfg,
         **kwargs,

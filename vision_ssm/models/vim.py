@@ -34,11 +34,12 @@ For ``"bidirectional"`` this is official Vim exactly: fwd = [p_0 .. p_97, cls, p
 fwd and step 365 of bwd, the reverse).  For ``"cross"``: row-major and column-major read the
 class token after 98 patches, and their reverses are their exact flips.  The directions' outputs
 are mapped back to token positions and merged by ``merge`` ("mean" by default: official Vim's
-``if_divide_out`` (fwd + flip(bwd)) / 2; "sum"; or None for the strategy's own merge).
+``if_divide_out`` (fwd + flip(bwd)) / 2; "sum"; or "strategy" (also None) for the strategy's own merge).
 
 Any image size: ``img_size`` at construction; checkpoints at another size have their position
 embedding interpolated (bicubic over the patch grid, class token kept at the middle) by
-:func:`checkpoint_filter_fn`; ``dynamic_img_size=True`` interpolates at forward time and
+:func:`checkpoint_filter_fn` (the checkpoint's grid: from ``pretrained_model_args=dict(img_size=...)``
+when given, else inferred, see there); ``dynamic_img_size=True`` interpolates at forward time and
 ``dynamic_img_pad=True`` pads inputs whose size does not fit the patch stride (otherwise: an error
 naming the size).
 
@@ -61,15 +62,17 @@ from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 
+from vision_ssm.checkpoint import state_dict_from_checkpoint
 from vision_ssm.layers.bimamba import BiMamba
 from vision_ssm.layers.pos_embed import insert_mid_token, mid_index, resample_pos_embed_mid_cls, split_mid_token
 from vision_ssm.layers.rope import RotaryEmbedding2d
+from vision_ssm.layers.scan_backend import check_scan_backend
 from vision_ssm.models._builder import PretrainedLoaderMixin, build_ssm_model, make_cfg
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ["VisionMamba", "VimBlock", "VimPatchEmbed", "RMSNorm", "checkpoint_filter_fn",
-           "scan_token_orders", "resolve_scan"]
+__all__ = ["VisionMamba", "VimBlock", "VimPatchEmbed", "RMSNorm", "checkpoint_filter_fn", "checkpoint_grid",
+           "patch_grid", "scan_token_orders", "resolve_scan"]
 
 
 # ---------------------------------------------------------------------------------------- layers
@@ -90,12 +93,18 @@ class RMSNorm(nn.Module):
         return f"{self.weight.shape[0]}, eps={self.eps}"
 
 
+def patch_grid(size: Sequence[int], patch_size: Sequence[int], stride: Sequence[int]) -> Tuple[int, int]:
+    """The patch grid of an (H, W) image: ((H - patch) // stride + 1, ...) as in official Vim, a size
+    that does not fit the stride counted as zero-padded up to the next one that does."""
+    return tuple(-(-(max(int(n), p) - p) // s) + 1 for n, p, s in zip(size, patch_size, stride))
+
+
 class VimPatchEmbed(nn.Module):
     """Conv2d patch embedding with kernel ``patch_size`` and a (possibly smaller) ``stride``.
 
     The grid is ((H - patch) // stride + 1, (W - patch) // stride + 1), as in official Vim.  An
-    input whose size does not fit (``(H - patch) % stride != 0``) raises a ValueError naming the
-    size, or is zero-padded at the bottom / right with ``dynamic_img_pad=True``.  With
+    ``img_size`` or input whose size does not fit (``(H - patch) % stride != 0``) raises a ValueError
+    naming the size, or is zero-padded at the bottom / right with ``dynamic_img_pad=True``.  With
     ``strict_img_size`` the input must be exactly ``img_size``.
     """
 
@@ -107,6 +116,7 @@ class VimPatchEmbed(nn.Module):
         self.img_size = to_2tuple(img_size)
         self.strict_img_size = strict_img_size
         self.dynamic_img_pad = dynamic_img_pad
+        self.check_size(self.img_size, what="img_size")
         self.grid_size = self.dynamic_feat_size(self.img_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.stride)
@@ -118,25 +128,26 @@ class VimPatchEmbed(nn.Module):
             pads.append(n_eff - n + (s - (n_eff - p) % s) % s)
         return pads[0], pads[1]
 
-    def check_size(self, size: Sequence[int]) -> None:
-        """Raises a ValueError naming the size when it does not fit the patch grid."""
+    def check_size(self, size: Sequence[int], what: str = "input size") -> None:
+        """Raises a ValueError naming ``what`` (the input, or the ``img_size`` argument) and the size
+        when it does not fit the patch grid."""
         H, W = int(size[0]), int(size[1])
         if self.dynamic_img_pad:
             return
-        for n, p, s, what in zip((H, W), self.patch_size, self.stride, ("height", "width")):
+        for n, p, s, side in zip((H, W), self.patch_size, self.stride, ("height", "width")):
             if n < p or (n - p) % s:
+                fits = sorted({p + max(n - p, 0) // s * s, p + -(-max(n - p, 0) // s) * s})
+                remedy = ("resize the input" if what == "input size" else
+                          f"pass an img_size whose sides fit (e.g. {' or '.join(map(str, fits))})")
                 raise ValueError(
-                    f"input size {H}x{W}: {what} {n} does not fit patches of {p} with stride {s} "
-                    f"((size - {p}) must be a non-negative multiple of {s}); resize the input or build the "
+                    f"{what} {H}x{W}: {side} {n} does not fit patches of {p} with stride {s} "
+                    f"((size - {p}) must be a non-negative multiple of {s}); {remedy} or build the "
                     f"model with dynamic_img_pad=True to pad it")
 
     def dynamic_feat_size(self, img_size: Sequence[int]) -> Tuple[int, int]:
         """The patch grid (H', W') for an input of ``img_size`` = (H, W)."""
-        H, W = int(img_size[0]), int(img_size[1])
-        self.check_size((H, W))
-        ph, pw = self._padding((H, W)) if self.dynamic_img_pad else (0, 0)
-        return ((H + ph - self.patch_size[0]) // self.stride[0] + 1,
-                (W + pw - self.patch_size[1]) // self.stride[1] + 1)
+        self.check_size(img_size)
+        return patch_grid(img_size, self.patch_size, self.stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) -> (B, C, H', W')."""
@@ -215,6 +226,7 @@ def scan_token_orders(strategy, H: int, W: int, class_token: bool = True, device
 
 # ---------------------------------------------------------------------------------------- model
 INTERMEDIATE_TYPES = ("stream", "mixer")
+MERGES = ("mean", "sum", "strategy", None)
 
 
 class VisionMamba(PretrainedLoaderMixin, nn.Module):
@@ -226,8 +238,10 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
         embed_dim, depth: model width and number of blocks.
         d_state, d_conv, expand, dt_rank: mixer sizes (16, 4, 2, "auto" = ceil(embed_dim / 16)).
         scan: scan strategy (name, (name, options), dict or instance); default "bidirectional".
-        merge: how the K directions are combined: "mean" (official), "sum", None (the strategy's).
-        scan_backend: selective-scan backend ("auto", "torch", "triton", "ref").
+        merge: how the K directions are combined: "mean" (official), "sum" or "strategy" (the scan
+            strategy's own merge).  None is the same as "strategy" when constructing directly;
+            ``timm.create_model`` drops None-valued arguments, so pass "strategy" there.
+        scan_backend: selective-scan backend, one of ``SCAN_BACKENDS`` ("auto", "ref", "torch", "triton").
         class_token: with a middle class token (official) or without (then global_pool "avg").
         rope: turn the residual stream by a 2D rotary position embedding before every block, as
             official Vim's segmentation / detection backbones with ``if_rope=True,
@@ -281,11 +295,16 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
             raise ValueError("rope=True needs class_token=False (official Vim turns patch tokens only)")
         if weight_init not in ("", "official", "skip"):
             raise ValueError(f"weight_init must be '' / 'official' or 'skip', got {weight_init!r}")
+        if merge not in MERGES:
+            raise ValueError(f"merge must be one of {MERGES}, got {merge!r}")
+        check_scan_backend(scan_backend)
         self.scan = resolve_scan(scan)
         K = self.scan.num_directions
-        merge = merge if merge is not None else getattr(self.scan, "merge", "mean")
+        if merge in ("strategy", None):
+            merge = getattr(self.scan, "merge", "mean")
 
         self.num_classes = num_classes
+        self.in_chans = in_chans
         self.global_pool = global_pool
         self.num_features = self.head_hidden_size = self.embed_dim = embed_dim
         self.num_prefix_tokens = 1 if class_token else 0
@@ -376,7 +395,8 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
         self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
     def set_scan_backend(self, backend: str) -> None:
-        """Selects the selective-scan backend of every mixer ("auto", "torch", "triton", "ref")."""
+        """Selects the selective-scan backend of every mixer (one of ``SCAN_BACKENDS``)."""
+        check_scan_backend(backend)
         for block in self.layers:
             block.mixer.scan_backend = backend
 
@@ -507,10 +527,9 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
 
 
 # ---------------------------------------------------------------------------------------- loading
-def _pos_embed_grid_warning(num_patches: int, model: VisionMamba) -> str:
-    """The warning for a checkpoint ``pos_embed`` of ``num_patches`` patches resampled to the model's grid."""
-    side = math.isqrt(num_patches)
-    old = f"{side}x{side}" if side * side == num_patches else f"{num_patches} patches"
+def _pos_embed_grid_warning(old_grid: Tuple[int, int], model: VisionMamba) -> str:
+    """The warning for a checkpoint ``pos_embed`` on the patch grid ``old_grid`` resampled to the model's grid."""
+    old = f"{old_grid[0]}x{old_grid[1]}"
     new_h, new_w = model.patch_embed.grid_size
     msg = f"resampling the checkpoint's pos_embed from a {old} grid to the model's {new_h}x{new_w} grid"
     cfg = getattr(model, "pretrained_cfg", None) or {}
@@ -519,8 +538,8 @@ def _pos_embed_grid_warning(num_patches: int, model: VisionMamba) -> str:
     if input_size is None or tuple(input_size[-2:]) != (img_h, img_w):
         return msg
     # the model is at its pretrained input size: the checkpoint's grid comes from another patch layout
-    (p, _), (stride, _) = model.patch_embed.patch_size, model.patch_embed.stride
-    fits = [s for s in range(1, p + 1) if side * side == num_patches and (img_h - p) // s + 1 == side]
+    patch, (stride, _) = model.patch_embed.patch_size, model.patch_embed.stride
+    fits = [s for s in range(1, patch[0] + 1) if patch_grid((img_h, img_w), patch, (s, s)) == old_grid]
     hint = f" (a {old} grid at {img_h}x{img_w} fits stride {fits[0]})" if fits and fits[0] != stride else ""
     return (f"{msg}, although the model is at its pretrained input size {img_h}x{img_w}: the checkpoint was "
             f"probably trained with another patch stride{hint} than this model's stride {stride} (e.g. a "
@@ -528,31 +547,81 @@ def _pos_embed_grid_warning(num_patches: int, model: VisionMamba) -> str:
             f"(e.g. *_patch16_stride8_224) unless the resampling is intended")
 
 
+_GIVE_SOURCE_SIZE = ("give the checkpoint's input size: timm.create_model(..., pretrained_model_args=dict("
+                     "img_size=(H, W))), or set model.pretrained_model_args = dict(img_size=(H, W)) before "
+                     "model.load_pretrained(...)")
+
+
+def checkpoint_grid(num_patches: int, model: VisionMamba) -> Tuple[int, int]:
+    """The patch grid (H, W) a checkpoint's ``pos_embed`` with ``num_patches`` patch entries belongs to.
+
+    From ``model.pretrained_model_args`` (timm's record of the checkpoint's construction arguments,
+    ``timm.create_model(..., pretrained_model_args=dict(img_size=(H, W)))``; its ``patch_size`` /
+    ``stride`` when given, else the model's) when it names ``img_size``; else the model's own grid for
+    the same count; else the one grid that fits: square (official checkpoints) or of the model's aspect
+    ratio.  Raises a ValueError saying how to give the size when none or both fit.
+    """
+    args = getattr(model, "pretrained_model_args", None) or {}
+    if args.get("img_size") is not None:
+        patch = to_2tuple(args.get("patch_size", model.patch_embed.patch_size))
+        stride = to_2tuple(args.get("stride") or (patch if "patch_size" in args else model.patch_embed.stride))
+        grid = patch_grid(to_2tuple(args["img_size"]), patch, stride)
+        if grid[0] * grid[1] != num_patches:
+            raise ValueError(
+                f"pretrained_model_args img_size={args['img_size']} gives a {grid[0]}x{grid[1]} patch grid with "
+                f"patch {patch[0]} / stride {stride[0]}, but the checkpoint's pos_embed has {num_patches} patch "
+                f"entries: correct img_size (and give patch_size / stride if the checkpoint's differ from the model's)")
+        return grid
+    if num_patches == model.patch_embed.num_patches:
+        return model.patch_embed.grid_size
+    candidates = set()
+    side = math.isqrt(num_patches)
+    if side * side == num_patches:
+        candidates.add((side, side))
+    h, w = model.patch_embed.grid_size
+    aspect_h, aspect_w = h // math.gcd(h, w), w // math.gcd(h, w)
+    scale = math.isqrt(num_patches // (aspect_h * aspect_w))
+    if aspect_h * aspect_w * scale * scale == num_patches:
+        candidates.add((aspect_h * scale, aspect_w * scale))
+    if len(candidates) == 1:
+        return candidates.pop()
+    found = (f"it may be a {' or a '.join(f'{a}x{b}' for a, b in sorted(candidates))} grid" if candidates else
+             f"neither a square grid nor one of the model's {aspect_h}:{aspect_w} aspect ratio")
+    raise ValueError(f"the checkpoint's pos_embed has {num_patches} patch entries: {found}; {_GIVE_SOURCE_SIZE}")
+
+
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VisionMamba) -> Dict[str, torch.Tensor]:
     """Official Vim state dicts load as is (identity key mapping); this only adapts sizes:
 
     * ``pos_embed`` of another grid is interpolated to the model's (bicubic, the class token kept,
-      at the middle); the checkpoint's grid is taken as square.  Every resampling logs a warning
-      naming both grids; at the model's pretrained input size the warning says that the
-      checkpoint probably has another patch stride (a stride-8 checkpoint in a stride-16 model);
+      at the middle); the checkpoint's grid is found by :func:`checkpoint_grid` (pass
+      ``pretrained_model_args=dict(img_size=(H, W))`` to ``timm.create_model`` when it cannot be
+      inferred).  Every resampling logs a warning naming both grids; at the model's pretrained input
+      size the warning says that the checkpoint probably has another patch stride (a stride-8
+      checkpoint in a stride-16 model);
     * ``patch_embed.proj.weight`` of another kernel size is resampled (timm's resample_patch_embed);
     * a class token loaded into a model without one (``class_token=False``, as official Vim's
       segmentation backbone) is dropped, with its ``pos_embed`` slot, and a warning says so;
     * the rotary tables of an official ``if_rope`` model (``rope.freqs_cos`` / ``rope.freqs_sin``) are
       checked against the tables of a ``rope=True`` model (which computes them) and left out; a
       table that differs is a warning.  Without ``rope=True`` they stay, and loading reports them.
-    A training dict (``model`` / ``model_ema``) is unwrapped by the loader before this is called.
+    A training dict (``model`` / ``state_dict`` entry) is unwrapped first.
     """
+    state_dict = state_dict_from_checkpoint(state_dict)
     if "cls_token" in state_dict and not model.has_class_token:
         state_dict = _drop_class_token(state_dict)
     if model.rope is not None:
         state_dict = _drop_rope_tables(state_dict, model)
+    # a checkpoint without the model's class token: its pos_embed is reported by the loader, not resampled
+    same_prefix = model.has_class_token == ("cls_token" in state_dict)
     out = {}
     for k, v in state_dict.items():
-        if k == "pos_embed" and v.shape != model.pos_embed.shape:
-            if v.dim() == 3 and v.shape[1] - model.num_prefix_tokens != model.patch_embed.num_patches:
-                _logger.warning(_pos_embed_grid_warning(v.shape[1] - model.num_prefix_tokens, model))
-            v = resample_pos_embed_mid_cls(v, model.patch_embed.grid_size, num_prefix_tokens=model.num_prefix_tokens)
+        if k == "pos_embed" and v.dim() == 3 and same_prefix:
+            old_grid = checkpoint_grid(v.shape[1] - model.num_prefix_tokens, model)
+            if old_grid != model.patch_embed.grid_size:
+                _logger.warning(_pos_embed_grid_warning(old_grid, model))
+                v = resample_pos_embed_mid_cls(v, model.patch_embed.grid_size, old_size=old_grid,
+                                               num_prefix_tokens=model.num_prefix_tokens)
         elif k == "patch_embed.proj.weight" and v.shape[-2:] != model.patch_embed.proj.weight.shape[-2:]:
             v = resample_patch_embed(v, list(model.patch_embed.patch_size), verbose=True)
         out[k] = v
@@ -589,8 +658,8 @@ def _drop_class_token(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Te
 
 
 def _create_vim(variant: str, pretrained: bool = False, **kwargs) -> VisionMamba:
-    out_indices = kwargs.pop("out_indices", min(3, kwargs.get("depth", 24)))  # last 3 blocks, like timm's ViT
-    return build_ssm_model(VisionMamba, variant, pretrained, feature_cfg=dict(out_indices=out_indices), **kwargs)
+    last_three = min(3, kwargs.get("depth", 24))  # the last 3 blocks, like timm's ViT
+    return build_ssm_model(VisionMamba, variant, pretrained, default_out_indices=last_three, **kwargs)
 
 
 def _cfg(hf_hub_id: str, hf_hub_filename: str, **kw) -> Dict[str, Any]:

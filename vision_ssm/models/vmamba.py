@@ -34,8 +34,10 @@ from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from torch.utils.checkpoint import checkpoint
 
+from vision_ssm.checkpoint import state_dict_from_checkpoint
 from vision_ssm.layers.embed import PatchEmbed, make_downsample
 from vision_ssm.layers.norm import LayerNorm2d, get_norm_layer
+from vision_ssm.layers.scan_backend import check_scan_backend
 from vision_ssm.layers.ss2d import SS2D, Linear2d, resolve_scan
 from ._builder import PretrainedLoaderMixin, build_ssm_model, make_cfg
 
@@ -275,13 +277,12 @@ class VMamba(PretrainedLoaderMixin, nn.Module):
         self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self._check_size(*self.img_size, what="img_size")
         self.scan = resolve_scan(scan)  # one strategy (one cache of index maps) for every block
-        self.scan_backend = scan_backend
+        self.scan_backend = check_scan_backend(scan_backend)
 
         self.patch_embed = PatchEmbed(in_chans, dims[0], patch_size, patch_norm, norm_cls,
                                       channel_first=self.channel_first, version=patchembed_version)
-        if posembed:
-            self.pos_embed = nn.Parameter(torch.zeros(
-                1, dims[0], self.img_size[0] // patch_size, self.img_size[1] // patch_size))
+        if posembed:  # on the patch grid of img_size (ceil: the patch embedding pads)
+            self.pos_embed = nn.Parameter(torch.zeros(1, dims[0], *self.patch_embed.dynamic_feat_size(self.img_size)))
         else:
             self.pos_embed = None
 
@@ -509,12 +510,10 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VMamba) -> 
     unit dims (1x1 conv weights) and SS2D tensors stored with the K directions flattened or split
     ((K*D, N) <-> (K, D, N), (K*D,) <-> (K, D)) are reshaped; ``pos_embed`` is resized when its
     grid differs.  Any other shape difference (another scan K, ssm_ratio, d_state ...) is left
-    as is, so that loading reports the mismatch instead of scrambling the values.
+    as is, so that loading reports the mismatch instead of scrambling the values.  A training dict
+    (``model`` / ``state_dict`` entry) is unwrapped first.
     """
-    if "model" in state_dict and isinstance(state_dict["model"], dict):
-        state_dict = state_dict["model"]
-    if state_dict and all(k.startswith("module.") for k in state_dict):
-        state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
+    state_dict = state_dict_from_checkpoint(state_dict)
     model_sd = model.state_dict()
     merging = any(k.endswith("downsample.reduction.weight") for k in model_sd)
     out = {}
@@ -573,11 +572,8 @@ default_cfgs = generate_default_cfgs({
 
 
 def _create_vmamba(variant: str, pretrained: bool = False, **kwargs) -> VMamba:
-    depths = kwargs.get("depths", (2, 2, 9, 2))
-    out_indices = tuple(range(len(depths)))
-    feature_cfg = dict(out_indices=out_indices)
-    feature_cfg.update(kwargs.pop("feature_cfg", None) or {})
-    return build_ssm_model(VMamba, variant, pretrained, feature_cfg=feature_cfg, **kwargs)
+    num_stages = len(kwargs.get("depths", (2, 2, 9, 2)))
+    return build_ssm_model(VMamba, variant, pretrained, default_out_indices=tuple(range(num_stages)), **kwargs)
 
 
 # Architecture arguments of the official factories (MzeroMiko/VMamba classification/models/vmamba.py).
