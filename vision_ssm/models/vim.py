@@ -117,16 +117,14 @@ class VimPatchEmbed(nn.Module):
         self.strict_img_size = strict_img_size
         self.dynamic_img_pad = dynamic_img_pad
         self.check_size(self.img_size, what="img_size")
-        self.grid_size = self.dynamic_feat_size(self.img_size)
+        self.grid_size = patch_grid(self.img_size, self.patch_size, self.stride)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.stride)
 
     def _padding(self, size: Tuple[int, int]) -> Tuple[int, int]:
-        pads = []
-        for n, p, s in zip(size, self.patch_size, self.stride):
-            n_eff = max(n, p)
-            pads.append(n_eff - n + (s - (n_eff - p) % s) % s)
-        return pads[0], pads[1]
+        """Bottom / right zero padding that makes ``size`` cover exactly its patch grid."""
+        grid = patch_grid(size, self.patch_size, self.stride)
+        return tuple(p + (g - 1) * s - int(n) for n, g, p, s in zip(size, grid, self.patch_size, self.stride))
 
     def check_size(self, size: Sequence[int], what: str = "input size") -> None:
         """Raises a ValueError naming ``what`` (the input, or the ``img_size`` argument) and the size
