@@ -1,7 +1,7 @@
 """The fused Triton selective scan against the sequential reference (float64), forward and
 every gradient.  Without CUDA the kernels run in Triton's CPU interpreter (TRITON_INTERPRET=1,
-set below before triton is imported), so shapes are tiny and BLOCK_L is forced to 8 so that
-sequences span several chunks."""
+set below before triton is imported), so shapes are tiny; tiles are forced to 8 steps and 4
+channels (on CUDA too) so that sequences span several tiles and channels several programs."""
 import os
 
 import torch
@@ -10,6 +10,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import importlib  # noqa: E402
+import json  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -22,6 +23,8 @@ from vision_ssm.ops.selective_scan.canonical import ScanArgs, canonicalize  # no
 from vision_ssm.ops.selective_scan.reference import selective_scan_ref  # noqa: E402
 
 tk = importlib.import_module("vision_ssm.ops.selective_scan.triton_kernels")
+tc = importlib.import_module("vision_ssm.ops.selective_scan.triton_config")
+ts = importlib.import_module("vision_ssm.ops.selective_scan.triton_scan")
 
 CUDA = torch.cuda.is_available()
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
@@ -74,9 +77,10 @@ except (ImportError, AttributeError):  # a Triton without this internal: keep th
 
 
 @pytest.fixture(autouse=True)
-def _small_chunks(monkeypatch):
-    monkeypatch.setattr(tk, "BLOCK_L_OVERRIDE", 8)
-    monkeypatch.setattr(tk, "BLOCK_D_OVERRIDE", 4)
+def _small_tiles(monkeypatch):
+    monkeypatch.setattr(tc, "BLOCK_T_OVERRIDE", 8)
+    monkeypatch.setattr(tc, "BLOCK_D_OVERRIDE", 4)
+    monkeypatch.setattr(tc, "NUM_WARPS_OVERRIDE", 1)
     if INTERPRET and _STOCK_SCAN is not None:
         monkeypatch.setattr(_interp.ScanOps, "generic_scan", _sliced_generic_scan)
     yield
@@ -266,15 +270,16 @@ def test_inference_mode_no_chunk_states():
     _close(last, last_ref, torch.float32, "last_state")
 
 
-def test_chunk_states_are_the_boundary_states():
-    """The saved (B, K, D, n_chunks, N) states equal the reference state after each chunk."""
+def test_tile_states_are_the_boundary_states():
+    """The saved (B, K, n_tiles - 1, N, D) states equal the reference state after each tile but the
+    last, and the last state the one after the whole sequence."""
     kw, _ = make_case(K=2, Ku=1, index=True, dim=5, L=19, has_z=False)
     args, _ = canonicalize(*(kw[n].detach() for n in ("u", "delta", "A", "B", "C", "D")), None,
                            kw["delta_bias"].detach(), True, kw["index"], "sum")
-    _, states, last, block_l = tk._launch_fwd(args.u, args.delta, args.A, args.B, args.C, args.D,
-                                              None, args.delta_bias, args.index, True, "sum",
-                                              True, True)
-    assert block_l == 8 and states.shape == (2, 2, 5, 3, 4)
+    _, states, last, ypre, block_t = ts._launch_fwd(args.u, args.delta, args.A, args.B, args.C, args.D,
+                                                    None, args.delta_bias, ts.int32_index(args.index), True,
+                                                    "sum", True, True)
+    assert block_t == 8 and states.shape == (2, 2, 2, 4, 5) and ypre is None
     for c, stop in enumerate((8, 16, 19)):  # the first `stop` steps of every direction
         ref_state = []
         for k in range(2):
@@ -284,9 +289,24 @@ def test_chunk_states_are_the_boundary_states():
                            args.C[:, k:k + 1, ..., p].double(), args.D[k:k + 1].double(), None,
                            args.delta_bias[k:k + 1].double(), True, None, "none")
             ref_state.append(selective_scan_ref(sub, True)[1])
-        ref_state = torch.cat(ref_state, dim=1)
-        _close(states[:, :, :, c], ref_state, torch.float32, f"chunk state {c}")
+        ref_state = torch.cat(ref_state, dim=1)  # (B, K, D, N)
+        if c < 2:
+            _close(states[:, :, c].transpose(-1, -2), ref_state, torch.float32, f"tile state {c}")
     _close(last, ref_state, torch.float32, "last_state")
+
+
+@pytest.mark.parametrize("strategy", ["raster", "bidirectional", "cross", "oblique", "cross_oblique", "zigzag",
+                                      "local", "atrous", "hilbert", "spiral"])
+def test_index_maps_of_every_builtin_strategy(strategy):
+    """Each built-in strategy's K orders on a 3 x 5 grid (15 steps: two tiles of 8, the second
+    partial), u shared by the directions and their outputs summed, as in SS2D."""
+    import scans
+    index = scans.get_scan(strategy).orders(3, 5)
+    K = index.shape[0]
+    kw, names = make_case(batch=1, K=K, Ku=1, Kz=1, dim=4, L=15, N=2, has_z=strategy == "cross",
+                          seed=len(strategy))
+    kw["index"] = index.to(DEVICE)
+    check_against_ref(kw, names, torch.float32)
 
 
 def test_float64_is_rejected_clearly():
@@ -298,60 +318,69 @@ def test_float64_is_rejected_clearly():
 
 
 def test_block_override_must_be_power_of_two(monkeypatch):
-    monkeypatch.setattr(tk, "BLOCK_L_OVERRIDE", 12)
+    monkeypatch.setattr(tc, "BLOCK_T_OVERRIDE", 12)
     kw, _ = make_case(plain=True, dim=3, L=4)
-    with pytest.raises(ValueError, match="power of two"):
+    with pytest.raises(ValueError, match="VISION_SSM_SCAN_BLOCK_T"):
         selective_scan(**kw, backend="triton")
 
 
 def test_env_override(monkeypatch):
-    monkeypatch.setattr(tk, "BLOCK_L_OVERRIDE", None)
-    monkeypatch.setenv("VISION_SSM_SCAN_BLOCK_L", "4")
-    assert tk._fixed_config(8, 19, 16)[1] == 4
-    monkeypatch.delenv("VISION_SSM_SCAN_BLOCK_L")
-    if INTERPRET:
-        assert tk._fixed_config(8, 19, 16)[1] == 16  # the interpreter's single small config
-    else:
-        monkeypatch.setattr(tk, "BLOCK_D_OVERRIDE", None)
-        assert tk._fixed_config(8, 19, 16) is None  # autotuned on CUDA
+    for name in ("BLOCK_T_OVERRIDE", "BLOCK_D_OVERRIDE", "NUM_WARPS_OVERRIDE"):
+        monkeypatch.setattr(tc, name, None)
+    monkeypatch.setenv("VISION_SSM_SCAN_BLOCK_T", "4")
+    monkeypatch.setenv("VISION_SSM_SCAN_NUM_WARPS", "2")
+    assert tc.choose("fwd", 8, 19, 16, 4)[::2] == (4, 2)
+    monkeypatch.setenv("VISION_SSM_SCAN_BLOCK_D", "six")
+    with pytest.raises(ValueError, match="VISION_SSM_SCAN_BLOCK_D"):
+        tc.choose("fwd", 8, 19, 16, 4)
 
 
-def test_autotune_pruning_keeps_configs():
-    for D in (1, 8, 96, 768):
-        for L in (1, 50, 3136):
-            for N in (1, 16, 64):
-                named = dict(DIM=D, SEQLEN=L, DSTATE=N)
-                assert tk._prune_fwd(tk._FWD_CONFIGS, named, STORE_ALL=False)
-                train = tk._prune_fwd(tk._FWD_CONFIGS, named, STORE_ALL=True)
-                assert train and {c.kwargs["BLOCK_L"] for c in train} == {tk._TRAIN_BLOCK_L}
-                assert tk._prune_bwd(tk._BWD_CONFIGS, named, BLOCK_L=tk._TRAIN_BLOCK_L)
-    for N in (1, 16):  # the backbones' shapes keep a choice of spill-free configs, lanes filled
-        named = dict(DIM=768, SEQLEN=3136, DSTATE=N)
-        for prune, kw, max_tile in ((tk._prune_fwd, {}, tk._FWD_MAX_TILE),
-                                    (tk._prune_bwd, dict(BLOCK_L=tk._TRAIN_BLOCK_L), tk._BWD_MAX_TILE)):
-            configs = tk._FWD_CONFIGS if prune is tk._prune_fwd else tk._BWD_CONFIGS
-            kept = prune(configs, named, **kw)
-            assert len(kept) > 1
-            for c in kept:
-                bl = c.kwargs.get("BLOCK_L", tk._TRAIN_BLOCK_L)
-                assert tk._per_thread(c.kwargs["BLOCK_D"], N, bl, c.num_warps)[0] <= max_tile
-                assert c.kwargs["BLOCK_D"] * N >= 32 * c.num_warps
+def test_settings_do_not_depend_on_the_length(monkeypatch):
+    """Lengths of a tile or more share one setting (one compiled kernel per image size class);
+    shorter sequences get the tile clipped to them, channels to the channel count; a backward
+    takes its forward's tile."""
+    for name in ("BLOCK_T_OVERRIDE", "BLOCK_D_OVERRIDE", "NUM_WARPS_OVERRIDE"):
+        monkeypatch.setattr(tc, name, None)
+    monkeypatch.setattr(tc, "interpreter_active", lambda: False)
+    for pass_ in tc.PASSES:
+        for N in (1, 16):
+            for size in (2, 4):
+                base = tc.base_config(pass_, N, size)
+                assert {tc.choose(pass_, 768, L, N, size) for L in (base.block_t, 3136, 6085, 12345)} == {base}
+                short = tc.choose(pass_, 3, 5, N, size)
+                assert short.block_t == tc.MIN_BLOCK_T and short.block_d == 4
+    assert tc.choose("bwd", 96, 3136, 1, 4, block_t=32).block_t == 32
+    with pytest.raises(ValueError, match="pass"):
+        tc.choose("backward", 96, 3136, 1, 4)
 
 
-def test_traffic_model():
-    kw, _ = make_case(K=2, Ku=1, index=True, dim=6, L=19, N=4, dtype=torch.bfloat16)
-    args, _ = canonicalize(kw["u"], kw["delta"], kw["A"], kw["B"], kw["C"], kw["D"], kw["z"],
-                           kw["delta_bias"], True, kw["index"], "sum")
-    b, K, D, L, N = 2, 2, 6, 19, 4
-    inputs = (b * 1 * D * L * 2 + b * K * D * L * 2 + 2 * b * K * N * L * 2 + b * 1 * D * L * 2
-              + K * D * N * 4 + 2 * K * D * 4)
-    fwd_inf = inputs + K * L * 8 + b * D * L * 2
-    assert tk.fwd_bytes(args, save_states=False) == fwd_inf
-    assert tk.fwd_bytes(args, save_states=False, return_last_state=True) == fwd_inf + b * K * D * N * 4
-    states = b * K * D * 3 * N * 4  # ceil(19 / 8) chunks
-    assert tk.fwd_bytes(args, block_l=8) == fwd_inf + states
-    bwd = 2 * inputs + K * L * 8 + states + b * D * L * 2
-    assert tk.fwd_bwd_bytes(args, block_l=8) == fwd_inf + states + bwd
+def test_tuned_table_is_read(tmp_path, monkeypatch):
+    table = tmp_path / "tuned.json"
+    table.write_text(json.dumps({"configs": {"fwd": {"n1": {"4": {"block_t": 64, "block_d": 16, "num_warps": 2}}}}}))
+    monkeypatch.setattr(tc, "TABLE_PATH", table)
+    assert tc.base_config("fwd", 1, 4) == (64, 16, 2)
+    assert tc.base_config("fwd", 16, 4) == tc.default_config("fwd", 16, 4)  # not in the table
+    table.write_text(json.dumps({"configs": {"forward": {}}}))
+    tc.load_table.cache_clear()
+    with pytest.raises(ValueError, match="forward"):
+        tc.base_config("fwd", 1, 4)
+    tc.load_table.cache_clear()
+
+
+def test_launch_plan_geometry():
+    """Grid, serial tiles and bytes per program for VMamba-T stage 1 at batch 32."""
+    from vision_ssm.bench import kernels as bench_kernels
+    shape = bench_kernels.default_shapes(32)[0]
+    rows = bench_kernels.launch_plan([shape], ("fp32",), "NVIDIA H200")
+    by_pass = {r["pass_"]: r for r in rows}
+    for pass_, row in by_pass.items():
+        assert row["sms"] == 132
+        assert row["programs"] == 32 * 4 * -(-96 // row["block_d"])
+        assert row["serial_tiles"] == -(-3136 // row["block_t"])
+        assert row["programs_per_sm"] == pytest.approx(row["programs"] / 132)
+    fwd_bytes = (32 * 96 * 3136 * (1 + 4 + 1) + 2 * 32 * 4 * 3136) * 4  # u, delta (4 directions), y; B, C
+    assert by_pass["fwd"]["bytes_per_program"] * by_pass["fwd"]["programs"] == pytest.approx(fwd_bytes)
+    assert by_pass["bwd"]["block_t"] == by_pass["train"]["block_t"]
 
 
 def test_fast_interpreter_scan_is_exact():
@@ -389,30 +418,34 @@ def test_fast_interpreter_scan_is_exact():
 
 
 def test_dispatch_default_and_interpreter_block_sizes(monkeypatch):
-    """With no override, the interpreter runs a single small config (BLOCK_L 16, BLOCK_D 4)."""
-    monkeypatch.setattr(tk, "BLOCK_L_OVERRIDE", None)
-    monkeypatch.setattr(tk, "BLOCK_D_OVERRIDE", None)
+    """With no override, the interpreter runs a single small setting (16 steps, 4 channels)."""
+    for name in ("BLOCK_T_OVERRIDE", "BLOCK_D_OVERRIDE", "NUM_WARPS_OVERRIDE"):
+        monkeypatch.setattr(tc, name, None)
     if not INTERPRET:
         pytest.skip("interpreter defaults")
-    assert tk._fixed_config(5, 40, 16) == (4, 16, 1)
+    assert tc.choose("fwd", 5, 40, 16, 4) == (16, 4, 1)
     kw, names = make_case(plain=True, batch=1, dim=5, L=20, has_z=False)
     check_against_ref(kw, names, torch.float32)
 
 
 # ----------------------------------------------------------------------------------------------
-# CUDA only: compiled kernels, autotuning, realistic shapes
+# CUDA only: compiled kernels with their shipped launch settings, realistic shapes
 # ----------------------------------------------------------------------------------------------
 
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device (compiled Triton kernels)")
+
+
+def _default_settings(monkeypatch):
+    for name in ("BLOCK_T_OVERRIDE", "BLOCK_D_OVERRIDE", "NUM_WARPS_OVERRIDE"):
+        monkeypatch.setattr(tc, name, None)
 
 
 @needs_cuda
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("N", [1, 16])
-def test_cuda_autotuned_vs_reference(monkeypatch, dtype, N):
-    monkeypatch.setattr(tk, "BLOCK_L_OVERRIDE", None)
-    monkeypatch.setattr(tk, "BLOCK_D_OVERRIDE", None)
+def test_cuda_default_settings_vs_reference(monkeypatch, dtype, N):
+    _default_settings(monkeypatch)
     kw, names = make_case(batch=2, K=4, Ku=1, Kz=1, index=True, dim=96, L=197, N=N, dtype=dtype,
                           layout="permuted", seed=5)
     check_against_ref(kw, names, dtype)
@@ -420,14 +453,16 @@ def test_cuda_autotuned_vs_reference(monkeypatch, dtype, N):
 
 @needs_cuda
 @pytest.mark.cuda
-def test_cuda_plain_long_sequence():
+def test_cuda_plain_long_sequence(monkeypatch):
+    _default_settings(monkeypatch)
     kw, names = make_case(plain=True, batch=2, dim=64, L=1030, N=16, seed=7)
     check_against_ref(kw, names, torch.float32)
 
 
 @needs_cuda
 @pytest.mark.cuda
-def test_cuda_grouped_mixed():
+def test_cuda_grouped_mixed(monkeypatch):
+    _default_settings(monkeypatch)
     kw, names = make_case(batch=1, K=2, dim=48, L=300, N=16, G=4, index=True, merge="none",
                           dtype=torch.bfloat16, seed=9)
     check_against_ref(kw, names, torch.bfloat16)

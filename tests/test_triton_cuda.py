@@ -1,9 +1,10 @@
 """The compiled Triton kernels at the backbones' real shapes (CUDA only; skipped without a GPU).
 
-Each scan shape is checked against the float64 sequential reference in forward and every
-gradient, with the training chunk (one launch configuration) and the inputs laid out as the
-backbones make them (see ``vision_ssm.bench.kernels.make_inputs``); the whole VMamba-T and Vim-T
-models, with the autotuned kernels, are checked against the torch backend.  Errors are measured as ||out - ref|| / ||ref|| per tensor."""
+Each scan shape is checked against the float64 sequential reference (run on the CPU, where its
+step loop is quick) in forward and every gradient, with the shipped launch settings and the
+inputs laid out as the backbones make them (see ``vision_ssm.bench.kernels.make_inputs``); the
+whole VMamba-T and Vim-T models are checked against the torch backend.  Errors are measured as
+||out - ref|| / ||ref|| per tensor."""
 import pytest
 import torch
 
@@ -16,7 +17,6 @@ import timm  # noqa: E402
 import vision_ssm  # noqa: E402,F401  (registers the models)
 from vision_ssm.bench.kernels import ScanShape, make_inputs  # noqa: E402
 from vision_ssm.ops import selective_scan  # noqa: E402
-from vision_ssm.ops.selective_scan import triton_kernels as tk  # noqa: E402
 
 pytestmark = pytest.mark.cuda
 
@@ -24,13 +24,13 @@ pytestmark = pytest.mark.cuda
 REL_TOL = {torch.float32: 1e-4, torch.bfloat16: 1e-2}
 GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
-SHAPES = [  # (shape, batch checked against the reference)
-    (ScanShape("vmamba_t.stage1", 32, 4, 96, 56, 56, 1, "cross"), 32),
-    (ScanShape("vmamba_b.stage1", 32, 4, 256, 56, 56, 1, "cross"), 32),
-    (ScanShape("vmamba_t.stage4", 128, 4, 768, 7, 7, 1, "cross"), 128),
-    (ScanShape("vmamba_t.stage1_d16", 8, 4, 96, 56, 56, 16, "cross"), 8),
-    (ScanShape("vim_t", 128, 2, 384, 1, 197, 16, "bidirectional", shared_u=False, gate=True), 128),
-    (ScanShape("vim_s.1248px", 2, 2, 768, 1, 78 * 78 + 1, 16, "bidirectional", shared_u=False, gate=True), 2),
+SHAPES = [  # (shape, batch checked against the reference): the length and channels matter, not the batch
+    (ScanShape("vmamba_t.stage1", 2, 4, 96, 56, 56, 1, "cross"), 2),
+    (ScanShape("vmamba_b.stage1", 2, 4, 256, 56, 56, 1, "cross"), 2),
+    (ScanShape("vmamba_t.stage4", 8, 4, 768, 7, 7, 1, "cross"), 8),
+    (ScanShape("vmamba_t.stage1_d16", 1, 4, 96, 56, 56, 16, "cross"), 1),
+    (ScanShape("vim_t", 4, 2, 384, 1, 197, 16, "bidirectional", shared_u=False, gate=True), 4),
+    (ScanShape("vim_s.1248px", 1, 2, 768, 1, 78 * 78 + 1, 16, "bidirectional", shared_u=False, gate=True), 1),
 ]
 
 
@@ -50,24 +50,24 @@ def _scan(inputs, backend, **overrides):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("shape,batch", SHAPES, ids=[s.name for s, _ in SHAPES])
-def test_real_shape_against_reference(shape, batch, dtype, monkeypatch):
-    monkeypatch.setattr(tk, "BLOCK_L_OVERRIDE", tk._TRAIN_BLOCK_L)  # one config: no autotuning
+def test_real_shape_against_reference(shape, batch, dtype):
     inputs = make_inputs(shape, "cuda", dtype=dtype, seed=3)
     inputs = {k: (v[:batch] if k in ("u", "delta", "B", "C", "z") and v is not None else v)
               for k, v in inputs.items()}
     names = [n for n in GRAD_NAMES if inputs.get(n) is not None]
     leaves = {n: inputs[n].detach().requires_grad_() for n in names}
-    ref_leaves = {n: inputs[n].detach().double().requires_grad_() for n in names}
+    ref_inputs = {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
+    ref_leaves = {n: ref_inputs[n].detach().double().requires_grad_() for n in names}
     y = _scan(inputs, "triton", **leaves)
-    y_ref = _scan(inputs, "ref", **ref_leaves)
+    y_ref = _scan(ref_inputs, "ref", **ref_leaves)
     assert y.dtype == dtype
-    errors = {"y": relative_error(y, y_ref)}
-    g = torch.randn(y.shape, device="cuda", dtype=torch.float32)
-    got = torch.autograd.grad((y.float() * g).sum(), list(leaves.values()))
+    errors = {"y": relative_error(y.cpu(), y_ref)}
+    g = torch.randn(y.shape, dtype=torch.float32)
+    got = torch.autograd.grad((y.float() * g.cuda()).sum(), list(leaves.values()))
     want = torch.autograd.grad((y_ref * g.double()).sum(), list(ref_leaves.values()))
     for n, a, e in zip(names, got, want):
         assert a.dtype == leaves[n].dtype, n
-        errors[f"grad {n}"] = relative_error(a, e)
+        errors[f"grad {n}"] = relative_error(a.cpu(), e)
     bad = {k: v for k, v in errors.items() if not v <= REL_TOL[dtype]}
     assert not bad, f"relative errors above {REL_TOL[dtype]}: {bad} (all: {errors})"
 

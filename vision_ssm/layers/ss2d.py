@@ -243,7 +243,7 @@ class SS2D(nn.Module):
         """(B, d_inner, H, W) -> out_norm(merged scan output), in the block's layout."""
         B, D, H, W = x.shape
         K, N, R = self.num_directions, self.d_state, self.dt_rank
-        xs = x.flatten(2)  # (B, D, L), image order
+        xs = x.flatten(2)  # (B, D, L), image order; token-major when x is channels-last
         # projections token-major, (B, K, L, ·): the scan reads each token's channels as one row, no copy
         x_dbl = torch.einsum("bld,kcd->bklc", xs.transpose(1, 2), self.x_proj_weight)
         dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=-1)
@@ -285,6 +285,8 @@ class SS2D(nn.Module):
                 z = self.act(z)
         if not self.channel_first:
             x = x.permute(0, 3, 1, 2)
+        # channels-last from here on: the scan reads each token's channels as one row
+        x = x.contiguous(memory_format=torch.channels_last)
         if self.conv2d is not None:
             x = self.conv2d(x)
         x = self.act(x)

@@ -46,7 +46,7 @@ def _run(args: ScanArgs, return_last_state: bool, backend: str):
     if backend == "torch":
         from .chunked import selective_scan_chunked
         return selective_scan_chunked(args, return_last_state)
-    from .triton_kernels import selective_scan_triton
+    from .triton_scan import selective_scan_triton
     return selective_scan_triton(args, return_last_state)
 
 
