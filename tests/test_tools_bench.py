@@ -350,3 +350,48 @@ def test_slow_call_is_timed_outside_the_peak_memory_call():
 
     seconds, peak = timed_with_peak(fn, torch.device("cpu"), repeats=3, warmup=1, budget_s=0.0, memory=True)
     assert len(calls) == 2 and seconds > 0 and peak is not None
+
+
+def test_kernel_plan_and_host_overhead_need_no_gpu(tools, capsys):
+    rows = tools["benchmark_kernels"].main(["--plan", "--batch", "2", "--shapes", "vim_t", "--dtypes", "fp32"])
+    assert {r["pass_"] for r in rows} == {"fwd", "train", "bwd"}
+    assert all(r["programs"] == 2 * 2 * -(-384 // r["block_d"]) and r["state_loop"] == 16 for r in rows)
+    assert "| vim_t | fp32 | bwd |" in capsys.readouterr().out
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("the stubbed Triton wrapper runs on the CPU under the interpreter")
+    rows = tools["benchmark_kernels"].main(["--host-overhead", "--batch", "1", "--shapes", "vmamba_t_s1l8.stage4",
+                                            "--device", "cpu"])
+    assert [r["pass_"] for r in rows] == ["fwd", "fwd+bwd"] and all(r["host_us"] > 0 for r in rows)
+
+
+def test_first_call_tool_on_cpu(tmp_path):
+    from vision_ssm.bench import first_call
+    result = first_call.main(["--device", "cpu", "--batch", "1", "--img-size", "32", "--amp", "none",
+                              "--model", "vmamba_tiny_s1l8", "--out", str(tmp_path / "f.json")])
+    saved = json.loads((tmp_path / "f.json").read_text())
+    assert saved["first_step_s"] > 0 and saved["second_step_s"] > 0 and saved["model"] == "vmamba_tiny_s1l8"
+    assert saved["process_to_first_step_end_s"] >= result["first_step_s"] and saved["import_s"] > 0
+
+
+def test_benchmarks_page_is_generated_from_the_results(tools):
+    """BENCHMARKS.md is what the renderer makes of the committed result files."""
+    render = _tool("render_benchmarks")
+    assert render.main(["--check"]) == 0, "BENCHMARKS.md is out of date: run python tools/render_benchmarks.py"
+
+
+def test_tuning_choice_and_table_round_trip(tmp_path, monkeypatch):
+    from vision_ssm.bench import tune
+    from vision_ssm.ops.selective_scan import triton_config as tc
+    a, b = tc.LaunchConfig(64, 8, 2), tc.LaunchConfig(32, 8, 1)
+    times = {a: {"s1": 1.0, "s2": 4.0}, b: {"s1": 2.0, "s2": 1.0}}  # a: slowdowns 1 and 4; b: 2 and 1
+    score = tune._geomean_slowdown(times, ["s1", "s2"])
+    assert score[a] == pytest.approx(2.0) and score[b] == pytest.approx(2 ** 0.5)
+    jobs = tune._jobs(tune.tuning_shapes(2), ("fp32",))
+    assert len(jobs) == 2 * (len(tune.FWD_CANDIDATES) + 2 * len(tune.STEP_CANDIDATES))
+    table = tmp_path / "tuned.json"
+    monkeypatch.setattr(tc, "TABLE_PATH", table)
+    result = dict(configs={"fwd": {"n1": {"4": b._asdict()}}}, device="X", date="d", torch="t", triton="tr",
+                  batch=2, command="c")
+    tune.write_table(result)
+    assert tc.base_config("fwd", 1, 4) == b and tc.base_config("train", 1, 4) == tc.default_config("train", 1, 4)
+    tc.load_table.cache_clear()

@@ -4,6 +4,8 @@
 Prints a markdown table and writes JSON (and a PNG chart) to --out.
     python tools/benchmark_kernels.py --out outputs/kernels            # full: batch 32
     python tools/benchmark_kernels.py --batch 4 --quick                  # a quick look
+    python tools/benchmark_kernels.py --plan                             # launch geometry, no GPU needed
+    python tools/benchmark_kernels.py --host-overhead                    # the wrapper's time per call
 """
 import argparse
 import json
@@ -14,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from vision_ssm.bench import kernels  # noqa: E402
+from vision_ssm.bench.measure import markdown_table  # noqa: E402
 
 
 def main(argv=None):
@@ -24,10 +27,19 @@ def main(argv=None):
     parser.add_argument("--backends", nargs="+", action="extend", choices=["ref", "torch", "triton"], help="default: all available")
     parser.add_argument("--shapes", nargs="+", action="extend", help="shape names (default: VMamba-T[s1l8] stages 1-4 and Vim-T; "
                         "'all' adds VMamba-S/B stage 1, Vim-S, and Vim-T/S at 1248 px)")
+    parser.add_argument("--dtypes", nargs="+", action="extend", choices=sorted(kernels.DTYPES),
+                        help="input dtypes (default: fp32 on CPU, fp32 and bf16 on CUDA)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ref-budget", type=float, default=120.0, help="seconds allowed per ref measurement")
     parser.add_argument("--quick", action="store_true", help="one repeat, no ref on the largest stage")
     parser.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
+    parser.add_argument("--no-gather", action="store_true", help="skip the explicit-gather comparison")
+    parser.add_argument("--plan", action="store_true",
+                        help="print the Triton launch geometry of every shape and pass (grid, programs per SM, "
+                             "serial tiles, bytes per program) and exit; needs no GPU")
+    parser.add_argument("--plan-device", default="H100", help="GPU whose SM count --plan uses (default H100: 132)")
+    parser.add_argument("--host-overhead", action="store_true",
+                        help="time the Triton wrapper per call with the kernel launches stubbed out, and exit")
     args = parser.parse_args(argv)
     if args.batch < 1:
         parser.error("--batch must be >= 1")
@@ -41,18 +53,33 @@ def main(argv=None):
         if unknown:
             parser.error(f"--shapes: unknown {sorted(unknown)}; choose from {sorted(known)} or 'all'")
         shapes = every if "all" in args.shapes else [s for s in every if s.name in args.shapes]
-    backends = args.backends or kernels.available_backends(device)
-    print(f"benchmarking {backends} on {kernels.device_name(device)} (batch {args.batch})", flush=True)
-    result = kernels.run_suite(shapes, device, backends, repeats=1 if args.quick else args.repeats,
-                               ref_budget_s=args.ref_budget, memory=not args.no_memory,
-                               progress=lambda line: print(line, flush=True))
+    dtypes = args.dtypes or (["fp32", "bf16"] if device.type == "cuda" else ["fp32"])
     out = Path(args.out)
+
+    if args.plan:
+        rows = kernels.launch_plan(shapes, dtypes, args.plan_device)
+        print(markdown_table(rows, ["shape", "dtype", "pass_", "block_t", "block_d", "num_warps", "programs",
+                                    "programs_per_sm", "warps_per_sm", "serial_tiles", "state_loop",
+                                    "bytes_per_program"]))
+        return rows
+    if args.host_overhead:
+        rows = [kernels.host_overhead_us(s, device, backward=bw) for s in shapes for bw in (False, True)]
+        print(markdown_table(rows, ["shape", "pass_", "host_us"]))
+        return rows
+
+    backends = args.backends or kernels.available_backends(device)
+    print(f"benchmarking {backends} {dtypes} on {kernels.device_name(device)} (batch {args.batch})", flush=True)
+    result = kernels.run_suite(shapes, device, backends, repeats=1 if args.quick else args.repeats,
+                               ref_budget_s=args.ref_budget, memory=not args.no_memory, dtypes=dtypes,
+                               gather=not args.no_gather, progress=lambda line: print(line, flush=True))
+    result["command"] = "python tools/benchmark_kernels.py " + " ".join(argv if argv is not None else sys.argv[1:])
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmark_kernels.json").write_text(json.dumps(result, indent=2))
     kernels.plot(result, str(out / "benchmark_kernels.png"))
     print()
     print(kernels.report(result))
     print(f"\nwrote {out / 'benchmark_kernels.json'} and {out / 'benchmark_kernels.png'}")
+    return result
 
 
 if __name__ == "__main__":
