@@ -1,9 +1,10 @@
 """The selective-scan operator (Mamba's S6) shared by every backbone and scan strategy.
 
-Three implementations behind one dispatch:
+Four implementations behind one dispatch:
     ``ref``     the sequential loop over time (the specification, float64-capable);
-    ``torch``   a chunked pure-PyTorch scan with a hand-written backward (the CPU default);
-    ``triton``  a fused Triton kernel, forward and backward (the CUDA default).
+    ``torch``   a chunked pure-PyTorch scan with a hand-written backward;
+    ``cpu``     a fused C++ kernel, forward and backward, built at first use (the CPU default);
+    ``triton``  fused Triton kernels, forward and backward (the CUDA default).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 
 from .canonical import ScanArgs, canonicalize
 
-BACKENDS = ("ref", "torch", "triton")
+BACKENDS = ("ref", "torch", "cpu", "triton")
 
 
 def triton_available(device: torch.device) -> bool:
@@ -27,11 +28,19 @@ def triton_available(device: torch.device) -> bool:
     return device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
+def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype | None = None) -> str:
+    """The backend that runs: ``auto`` picks Triton on CUDA and the fused kernel on the CPU
+    (the torch path for float64, which the fused kernels do not compute in)."""
     if backend not in BACKENDS + ("auto",):
         raise ValueError(f"selective_scan: `backend` must be one of {('auto',) + BACKENDS}, got {backend!r}")
     if backend == "auto":
-        return "triton" if device.type == "cuda" and triton_available(device) else "torch"
+        if device.type == "cuda":
+            return "triton" if triton_available(device) else "torch"
+        from .cpu_scan import available
+        fused_ok = device.type == "cpu" and dtype != torch.float64
+        return "cpu" if fused_ok and available() else "torch"
+    if backend == "cpu" and device.type != "cpu":
+        raise RuntimeError(f"selective_scan: backend='cpu' needs CPU tensors (tensors are on {device})")
     if backend == "triton" and not triton_available(device):
         raise RuntimeError(
             f"selective_scan: backend='triton' needs a CUDA device or TRITON_INTERPRET=1 on the CPU "
@@ -46,6 +55,9 @@ def _run(args: ScanArgs, return_last_state: bool, backend: str):
     if backend == "torch":
         from .chunked import selective_scan_chunked
         return selective_scan_chunked(args, return_last_state)
+    if backend == "cpu":
+        from .cpu_scan import selective_scan_cpu
+        return selective_scan_cpu(args, return_last_state)
     from .triton_scan import selective_scan_triton
     return selective_scan_triton(args, return_last_state)
 
@@ -73,7 +85,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     float64 inputs with ``backend="ref"`` or ``"torch"``); y has u's dtype.
     """
     args, plain = canonicalize(u, delta, A, B, C, D, z, delta_bias, delta_softplus, index, merge)
-    y, last_state = _run(args, return_last_state, resolve_backend(backend, args.u.device))
+    y, last_state = _run(args, return_last_state, resolve_backend(backend, args.u.device, args.u.dtype))
     if plain:
         y = y if y.dim() == 3 else y.squeeze(1)
         last_state = None if last_state is None else last_state.squeeze(1)
