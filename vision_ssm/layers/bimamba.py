@@ -34,11 +34,12 @@ A_log = log(1..N) and D = 1 for every direction; ``_no_weight_decay`` is set on 
 from __future__ import annotations
 
 import math
-from typing import List, Optional
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.weak import WeakIdKeyDictionary
 
 from vision_ssm.ops import selective_scan
 
@@ -58,6 +59,71 @@ def direction_param_names(k: int) -> dict:
     """The names of direction ``k``'s modules / parameters inside the mixer."""
     s = direction_suffix(k)
     return dict(conv1d=f"conv1d{s}", x_proj=f"x_proj{s}", dt_proj=f"dt_proj{s}", A_log=f"A{s}_log", D=f"D{s}")
+
+
+def directional_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                               reverse: Sequence[bool]) -> torch.Tensor:
+    """The per-direction causal conv of directions that walk the sequence forwards or backwards,
+    computed in token order: x (B, K, L, D) (K may be an expanded view of one sequence), weight
+    (K, D, W), bias (K, D). Direction k is ``causal_depthwise_conv`` when ``reverse[k]`` is False;
+    when True it is that conv applied to the flipped sequence and flipped back, i.e.
+    out[t] = bias + sum_j weight[j] x[t + W - 1 - j] (x = 0 past the end)."""
+    if not any(reverse):
+        return causal_depthwise_conv(x, weight, bias)
+    if torch.jit.is_tracing():  # FLOP counters see the convolutions they count
+        return torch.stack([causal_depthwise_conv(x[:, k:k + 1].flip(2) if rev else x[:, k:k + 1], weight[k:k + 1],
+                                                  None if bias is None else bias[k:k + 1]).flip(2)[:, 0]
+                            if rev else causal_depthwise_conv(x[:, k:k + 1], weight[k:k + 1],
+                                                              None if bias is None else bias[k:k + 1])[:, 0]
+                            for k, rev in enumerate(reverse)], dim=1)
+    width, length = weight.shape[-1], x.shape[2]
+    taps = weight.permute(2, 0, 1).unsqueeze(2).to(x.dtype)  # (W, K, 1, D)
+    out = x * taps[-1] if bias is None else torch.addcmul(bias.unsqueeze(1).to(x.dtype), x, taps[-1])
+    for j in range(width - 1):
+        shift = width - 1 - j
+        if shift >= length:
+            continue
+        for k, rev in enumerate(reverse):
+            if rev:
+                out[:, k, :length - shift].addcmul_(x[:, k, shift:], taps[j, k])
+            else:
+                out[:, k, shift:].addcmul_(x[:, k, :length - shift], taps[j, k])
+    return out
+
+
+_monotone_cache = WeakIdKeyDictionary()
+
+
+def _fx_symbolic_tracing() -> bool:
+    fx = torch.fx._symbolic_trace
+    check = getattr(fx, "is_fx_tracing_symbolic_tracing", None) or fx.is_fx_tracing
+    return check()
+
+
+def monotone_directions(orders: torch.Tensor) -> Optional[Tuple[bool, ...]]:
+    """For (K, L) token orders whose rows all walk the sequence forwards (False) or backwards
+    (True), as official Vim's fwd / bwd: the tuple of flags; None for any other orders."""
+    if (orders.device.type == "meta" or torch.jit.is_tracing() or torch.compiler.is_compiling()
+            or _fx_symbolic_tracing()):
+        return None
+    key = None if orders.is_inference() else (orders._version, orders.data_ptr())
+    hit = _monotone_cache.get(orders) if key is not None else None
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    steps = torch.arange(orders.shape[1], device=orders.device, dtype=orders.dtype)
+    flags = []
+    for row in orders:
+        if torch.equal(row, steps):
+            flags.append(False)
+        elif torch.equal(row, steps.flip(0)):
+            flags.append(True)
+        else:
+            flags = None
+            break
+    result = None if flags is None else tuple(flags)
+    if key is not None:
+        _monotone_cache[orders] = (key, result)
+    return result
 
 
 def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
@@ -212,6 +278,9 @@ class BiMamba(nn.Module):
         if tuple(orders.shape) != (K, length):
             raise ValueError(f"BiMamba: `orders` must be (K, L) = ({K}, {length}), got {tuple(orders.shape)}")
 
+        reverse = monotone_directions(orders)
+        if reverse is not None:
+            return self._forward_in_token_order(x, orders, reverse)
         # every direction reads x and z in its own scan order: token rows gathered, (B, K, L, 2·Di)
         token_rows = _token_rows(orders, batch, length)
         xz = self.in_proj(x).view(-1, 2 * Di).index_select(0, token_rows).view(batch, K, length, 2 * Di)
@@ -242,6 +311,34 @@ class BiMamba(nn.Module):
                                        y.transpose(-1, -2).reshape(-1, Di),
                                        alpha=1.0 if self.merge == "sum" else 1.0 / K)
         return self.out_proj(merged)
+
+    def _forward_in_token_order(self, x: torch.Tensor, orders: torch.Tensor, reverse: Tuple[bool, ...]) -> torch.Tensor:
+        """The same function for directions that walk the sequence forwards or backwards, with no
+        per-direction copy: each direction's conv runs in token order (anti-causal when it walks
+        backwards), the scan reads the tokens through ``orders``, gates with the one z and sums
+        the directions itself."""
+        batch, length, _ = x.shape
+        K, Di, N, R = self.num_directions, self.d_inner, self.d_state, self.dt_rank
+        xs, zs = self.in_proj(x).chunk(2, dim=-1)  # (B, L, Di) views
+        convs = self.direction_modules("conv1d")
+        conv_b = torch.stack([m.bias for m in convs]) if convs[0].bias is not None else None
+        u = directional_depthwise_conv(xs.unsqueeze(1).expand(batch, K, length, Di),
+                                       torch.stack([m.weight[:, 0] for m in convs]), conv_b, reverse)
+        u = F.silu(u, inplace=not (torch.is_grad_enabled() and u.requires_grad))
+        x_proj_w = torch.stack([m.weight for m in self.direction_modules("x_proj")])
+        dt, Bs, Cs = torch.split(torch.matmul(u, x_proj_w.to(u.dtype).transpose(1, 2)), [R, N, N], dim=-1)
+        dt_w = torch.stack([m.weight for m in self.direction_modules("dt_proj")])
+        delta = torch.matmul(dt, dt_w.to(dt.dtype).transpose(1, 2))
+        delta_bias = _compute_dtype(torch.stack([m.bias for m in self.direction_modules("dt_proj")]))
+        A = -torch.exp(_compute_dtype(torch.stack(self.direction_modules("A_log"))))
+        D = _compute_dtype(torch.stack(self.direction_modules("D")))
+        y = selective_scan(u.transpose(-1, -2), delta.transpose(-1, -2), A, Bs.transpose(-1, -2),
+                           Cs.transpose(-1, -2), D, z=zs.transpose(-1, -2), delta_bias=delta_bias,
+                           delta_softplus=True, backend=self.scan_backend, index=orders, merge="sum")
+        y = y.transpose(-1, -2)  # (B, L, Di)
+        if self.merge == "mean":
+            y = y / K
+        return self.out_proj(y)
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, d_inner={self.d_inner}, d_state={self.d_state}, dt_rank={self.dt_rank}, "
