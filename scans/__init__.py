@@ -11,8 +11,8 @@ blocks that need sequences in scan order::
     y = selective_scan(u, delta, A, B, C, D=Ds, delta_bias=bias, delta_softplus=True,
                        index=strategy.orders(H, W, u.device), merge="sum")
 
-Built in (``scans.list_scans()``): raster, bidirectional, cross, oblique, cross_oblique, zigzag,
-local, atrous, hilbert, spiral.
+Built in (``scans.list_scans()``): raster, column, bidirectional, cross, oblique, cross_oblique, zigzag,
+local, atrous, hilbert, spiral, random.
 
 A third-party strategy registers the same way::
 
@@ -29,10 +29,10 @@ A third-party strategy registers the same way::
     strategy = scans.get_scan("column_major")
 """
 from .base import MERGES, ScanStrategy
-from .registry import get_scan, list_scans, register_scan, unregister_scan
+from .registry import get_scan, list_scans, register_scan, resolve_scan, unregister_scan
 
 # Built-in families (importing registers them, in this order).
-from .raster import BidirectionalScan, RasterScan
+from .raster import BidirectionalScan, ColumnScan, RasterScan
 from .cross import CrossScan
 from .oblique import CrossObliqueScan, ObliqueScan
 from .zigzag import ZigzagScan
@@ -40,9 +40,10 @@ from .local import LocalScan
 from .atrous import AtrousScan
 from .hilbert import HilbertScan, gilbert_order
 from .spiral import SpiralScan
+from .random import RandomScan
 
 __all__ = [
-    "ScanStrategy", "MERGES", "register_scan", "unregister_scan", "get_scan", "list_scans",
-    "RasterScan", "BidirectionalScan", "CrossScan", "ObliqueScan", "CrossObliqueScan",
-    "ZigzagScan", "LocalScan", "AtrousScan", "HilbertScan", "SpiralScan", "gilbert_order",
+    "ScanStrategy", "MERGES", "register_scan", "unregister_scan", "get_scan", "list_scans", "resolve_scan",
+    "RasterScan", "ColumnScan", "BidirectionalScan", "CrossScan", "ObliqueScan", "CrossObliqueScan",
+    "ZigzagScan", "LocalScan", "AtrousScan", "HilbertScan", "SpiralScan", "RandomScan", "gilbert_order",
 ]

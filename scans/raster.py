@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._grid import with_reverses
+from ._grid import transposed, with_reverses
 from .base import ScanStrategy
 from .registry import register_scan
 
@@ -22,6 +22,23 @@ class RasterScan(ScanStrategy):
 
     def build_orders(self, H, W):
         return [np.arange(H * W)]
+
+
+@register_scan("column")
+class ColumnScan(ScanStrategy):
+    """One direction: column-major flattening (down each column, columns left to right).
+
+    The raster scan of the transposed image; the scan benchmark's counterpart to ``raster``
+    (vertical neighbours are adjacent steps, horizontal ones H steps apart).
+    """
+
+    direction_names = ("col",)
+
+    def __init__(self):
+        super().__init__()
+
+    def build_orders(self, H, W):
+        return [transposed(np.arange(H * W), H, W)]
 
 
 @register_scan("bidirectional")

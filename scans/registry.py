@@ -87,3 +87,18 @@ def get_scan(name, **options):
         raise TypeError(f"scan {name!r}: the registered factory returned {strategy!r}, not a strategy")
     strategy.name = name  # on the instance: each registered name (aliases too) reports itself
     return strategy
+
+
+def resolve_scan(scan):
+    """A model's ``scan=`` argument as a strategy: a registered name, (name, options),
+    dict(name=..., **options) or a strategy instance."""
+    if isinstance(scan, str):
+        return get_scan(scan)
+    if isinstance(scan, (tuple, list)) and len(scan) == 2 and isinstance(scan[0], str):
+        return get_scan(scan[0], **dict(scan[1] or {}))
+    if isinstance(scan, dict):
+        options = dict(scan)
+        if "name" not in options:
+            raise ValueError(f"scan={scan!r}: a dict must name the strategy with a 'name' key")
+        return get_scan(options.pop("name"), **options)
+    return get_scan(scan)

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 import scans
 from scans import ScanStrategy, get_scan, list_scans, register_scan, unregister_scan
 
-BUILTIN = ["raster", "bidirectional", "cross", "oblique", "cross_oblique", "zigzag", "local",
-           "atrous", "hilbert", "spiral"]
+BUILTIN = ["raster", "column", "bidirectional", "cross", "oblique", "cross_oblique", "zigzag", "local",
+           "atrous", "hilbert", "spiral", "random"]
 # every registered strategy with its defaults, plus option variants
 CONFIGS = [(name, {}) for name in list_scans()] + [
     ("zigzag", {"variant": "zigma"}),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's two Quickstart commands.
-#   bash tools/quickstart.sh        set up, train a small VMamba on the embedded digits, then a short scan benchmark
+#   bash tools/quickstart.sh        set up, train a small VMamba on the embedded digits, then rank three scans (--quick)
 #   bash tools/quickstart.sh test   set up (with OpenMMLab) and run the test suite
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,7 +12,7 @@ case "${1:-main}" in
     OUT=${OUT_DIR:-outputs/quickstart}
     "$PY" tools/train.py --dataset digits --model vmamba_tiny_s1l8 --model-kwargs dims=32 "depths=[1,1,2,1]" \
       --img-size 32 --epochs 15 --batch-size 64 --lr 2e-3 --seed 0 --output "$OUT/train"
-    "$PY" tools/benchmark_scans.py --quick --out "$OUT/scans"
+    "$PY" tools/rank_scans.py --quick --out "$OUT/rank_scans"
     ;;
   test)
     bash tools/setup.sh --mm

@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from .bench import models as bench_models
+from .files import write_text_atomic
 
 __all__ = ["PUBLISHED", "BEGIN", "END", "measure_zoo", "load_gpu_results", "build_rows", "render_table",
            "update_markdown", "params_check", "pretrained_source"]
@@ -86,10 +87,7 @@ def load_cache(path: str | os.PathLike | None) -> dict[str, Any]:
 
 
 def save_cache(cache: Mapping[str, Any], path: str | os.PathLike) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(cache, indent=2))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(cache, indent=2))
 
 
 def measure_zoo(models: Sequence[str], *, cache_path: str | os.PathLike | None = None, remeasure: bool = False,
@@ -266,24 +264,24 @@ def render_table(rows: Sequence[Mapping[str, Any]], *, batch: int, threads: int,
     return "\n".join(lines + notes)
 
 
-def update_markdown(path: str | os.PathLike, content: str, title: str = "# Model zoo") -> None:
-    """Replaces the text between the zoo markers of ``path`` (created with the markers if absent)."""
+def update_markdown(path: str | os.PathLike, content: str, title: str = "# Model zoo",
+                    begin: str = BEGIN, end: str = END) -> None:
+    """Replaces the text between the ``begin`` / ``end`` markers of ``path`` (the zoo's by default;
+    appended with the markers where absent)."""
     path = Path(path)
-    block = f"{BEGIN}\n{content.rstrip()}\n{END}"
+    block = f"{begin}\n{content.rstrip()}\n{end}"
     if not path.exists():
         path.write_text(f"{title}\n\n{block}\n", encoding="utf-8")
         return
     text = path.read_text(encoding="utf-8")
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 and end < 0:
+    i, j = text.find(begin), text.find(end)
+    if i < 0 and j < 0:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
-    elif start < 0 or end < start:
-        raise ValueError(f"{path}: the markers {BEGIN} / {END} are incomplete or out of order; fix them by hand")
+    elif i < 0 or j < i:
+        raise ValueError(f"{path}: the markers {begin} / {end} are incomplete or out of order; fix them by hand")
     else:
-        text = text[:start] + block + text[end + len(END):]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+        text = text[:i] + block + text[j + len(end):]
+    write_text_atomic(path, text)
 
 
 def generate(models: Sequence[str], measured: Mapping[str, Mapping[str, Any]], *, batch: int, threads: int,

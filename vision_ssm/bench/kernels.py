@@ -14,7 +14,6 @@ time per call with the kernel launch stubbed out.
 """
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -23,7 +22,7 @@ import torch
 
 from ..ops import selective_scan
 from ..ops.selective_scan import resolve_backend, triton_available
-from .measure import markdown_table, peak_memory, sync, time_call
+from .measure import device_name, markdown_table, peak_memory, sync, time_call
 
 # Peak DRAM bandwidth (bytes/s) of devices we may meet, by a substring of their name.
 PEAK_BANDWIDTH = {"H200": 4.8e12, "H100 PCIe": 2.0e12, "H100": 3.35e12, "A100-SXM4-80GB": 2.04e12,
@@ -201,6 +200,10 @@ def peak_bandwidth(device: torch.device) -> float | None:
 def available_backends(device: torch.device, include_ref: bool = True) -> list[str]:
     backends = ["ref"] if include_ref else []
     backends.append("torch")
+    if device.type == "cpu":
+        from ..ops.selective_scan.cpu_scan import available
+        if available():
+            backends.append("cpu")
     if triton_available(device) and device.type == "cuda":
         backends.append("triton")
     return backends
@@ -346,22 +349,21 @@ def ratios(rows: list[dict]) -> list[dict]:
                 entry["torch_speedup_vs_ref"] = ref["ms"] / torch_["ms"]
             if triton and torch_:
                 entry["triton_speedup_vs_torch"] = torch_["ms"] / triton["ms"]
+            cpu = get(backend="cpu", mode="index")
+            if cpu and torch_:
+                entry["cpu_speedup_vs_torch"] = torch_["ms"] / cpu["ms"]
+            if cpu and ref:
+                entry["cpu_speedup_vs_ref"] = ref["ms"] / cpu["ms"]
             if pass_ == "fwd+bwd" and triton:
                 fwd = _lookup(rows, shape=shape, dtype=dname, pass_="fwd", backend="triton", mode="index")
                 if fwd:
                     entry["triton_fwd_bwd_over_fwd"] = triton["ms"] / fwd["ms"]
-            for backend in ("torch", "triton"):
+            for backend in ("torch", "cpu", "triton"):
                 idx, gat = get(backend=backend, mode="index"), get(backend=backend, mode="explicit_gather")
                 if idx and gat and "peak_mib" in idx and gat["peak_mib"] > 0:
                     entry[f"{backend}_index_vs_gather_memory"] = idx["peak_mib"] / gat["peak_mib"]
             out.append(entry)
     return out
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
 def report(result: dict) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -11,6 +12,14 @@ import time
 from typing import Callable
 
 import torch
+
+
+def device_name(device: torch.device | str) -> str:
+    """The GPU's name, or the CPU's with the torch thread count (as result files record it)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
 def sync(device: torch.device):

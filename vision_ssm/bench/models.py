@@ -37,7 +37,6 @@ import gc
 import json
 import math
 import os
-import platform
 import sys
 import time
 import traceback
@@ -48,7 +47,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
-from .measure import markdown_table, peak_memory, run_isolated, sync, time_call
+from .measure import device_name, markdown_table, peak_memory, run_isolated, sync, time_call
 
 __all__ = ["LABELS", "ALIASES", "DEFAULT_PLAN", "DEFAULT_PAIRS", "QUICK_KWARGS", "SCALING_MODELS",
            "register_models", "resolve_model", "zoo_models", "build_model", "measure", "measure_many",
@@ -203,13 +202,6 @@ def build_model(name: str, img_size: int | None = None, model_kwargs: Mapping[st
         return timm.create_model(name, pretrained=False, **kwargs)
     except TypeError as err:
         raise ValueError(f"model {name!r} rejects its arguments {kwargs}: {err}") from err
-
-
-def device_name(device: torch.device | str) -> str:
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
 # ----------------------------------------------------------------------------------- measuring

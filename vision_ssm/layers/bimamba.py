@@ -96,7 +96,7 @@ _monotone_cache = WeakIdKeyDictionary()
 
 def _fx_symbolic_tracing() -> bool:
     fx = torch.fx._symbolic_trace
-    check = getattr(fx, "is_fx_tracing_symbolic_tracing", None) or fx.is_fx_tracing
+    check = getattr(fx, "is_fx_symbolic_tracing", None) or fx.is_fx_tracing
     return check()
 
 

@@ -58,16 +58,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, lecun_normal_, resample_patch_embed, to_2tuple, trunc_normal_
-from timm.models import generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model, register_model_deprecations
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 
+from scans.registry import resolve_scan
 from vision_ssm.checkpoint import state_dict_from_checkpoint
 from vision_ssm.layers.bimamba import BiMamba
 from vision_ssm.layers.pos_embed import insert_mid_token, mid_index, resample_pos_embed_mid_cls, split_mid_token
 from vision_ssm.layers.rope import RotaryEmbedding2d
+
 from vision_ssm.layers.scan_backend import check_scan_backend
 from vision_ssm.models._builder import PretrainedLoaderMixin, build_ssm_model, make_cfg
+from vision_ssm.models._factory import accepts_device_dtype, new_like
+from vision_ssm.models._inputs import check_image
 
 _logger = logging.getLogger(__name__)
 
@@ -182,20 +186,6 @@ class VimBlock(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------- scans
-def resolve_scan(scan):
-    """``scan=``: a registered name, (name, options), dict(name=..., **options) or a strategy."""
-    import scans
-    if isinstance(scan, str):
-        return scans.get_scan(scan)
-    if isinstance(scan, (tuple, list)) and len(scan) == 2 and isinstance(scan[0], str):
-        return scans.get_scan(scan[0], **dict(scan[1] or {}))
-    if isinstance(scan, dict):
-        options = dict(scan)
-        if "name" not in options:
-            raise ValueError(f"scan={scan!r}: a dict must name the strategy with a 'name' key")
-        return scans.get_scan(options.pop("name"), **options)
-    return scans.get_scan(scan)
-
 
 def scan_token_orders(strategy, H: int, W: int, class_token: bool = True, device=None) -> torch.Tensor:
     """(K, L) token orders: row k lists the token indices visited by direction k.
@@ -227,12 +217,23 @@ INTERMEDIATE_TYPES = ("stream", "mixer")
 MERGES = ("mean", "sum", "strategy", None)
 
 
+GLOBAL_POOLS = ("token", "avg", "max", "avgmax", "")
+
+
+def _check_global_pool(global_pool: str, class_token: bool) -> None:
+    if global_pool not in GLOBAL_POOLS:
+        raise ValueError(f"global_pool must be one of {GLOBAL_POOLS}, got {global_pool!r}")
+    if global_pool == "token" and not class_token:
+        raise ValueError("global_pool='token' needs class_token=True")
+
+
 class VisionMamba(PretrainedLoaderMixin, nn.Module):
     """Vision Mamba (Vim) with a middle class token and pluggable scan strategies.
 
     Args:
         img_size, patch_size, stride (default: patch_size), in_chans, num_classes: as in timm.
-        global_pool: "token" (the class token, official), "avg" (mean of the patch tokens) or "".
+        global_pool: "token" (the class token, official), "avg", "max" or "avgmax" (of the patch
+            tokens, as timm's ``VisionTransformer``) or "".
         embed_dim, depth: model width and number of blocks.
         d_state, d_conv, expand, dt_rank: mixer sizes (16, 4, 2, "auto" = ceil(embed_dim / 16)).
         scan: scan strategy (name, (name, options), dict or instance); default "bidirectional".
@@ -254,6 +255,7 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
         dt_init_mode: "official" or "mamba" (see :mod:`vision_ssm.layers.bimamba`).
     """
 
+    @accepts_device_dtype
     def __init__(
             self,
             img_size: Union[int, Tuple[int, int]] = 224,
@@ -285,10 +287,7 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
             weight_init: str = "",
     ):
         super().__init__()
-        if global_pool not in ("token", "avg", ""):
-            raise ValueError(f"global_pool must be 'token', 'avg' or '', got {global_pool!r}")
-        if global_pool == "token" and not class_token:
-            raise ValueError("global_pool='token' needs class_token=True")
+        _check_global_pool(global_pool, class_token)
         if rope and class_token:
             raise ValueError("rope=True needs class_token=False (official Vim turns patch tokens only)")
         if weight_init not in ("", "official", "skip"):
@@ -385,12 +384,9 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
         self.num_classes = num_classes
         if global_pool is not None:
-            if global_pool not in ("token", "avg", ""):
-                raise ValueError(f"global_pool must be 'token', 'avg' or '', got {global_pool!r}")
-            if global_pool == "token" and not self.has_class_token:
-                raise ValueError("global_pool='token' needs a class token")
+            _check_global_pool(global_pool, self.has_class_token)
             self.global_pool = global_pool
-        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = new_like(self, lambda: nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity())
 
     def set_scan_backend(self, backend: str) -> None:
         """Selects the selective-scan backend of every mixer (one of ``SCAN_BACKENDS``)."""
@@ -421,6 +417,7 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
                                           num_prefix_tokens=self.num_prefix_tokens)
 
     def _embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        check_image(x, self.in_chans, "VisionMamba")
         x = self.patch_embed(x)  # (B, C, H', W')
         B, _, H, W = x.shape
         x = x.flatten(2).transpose(1, 2)
@@ -457,8 +454,14 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.global_pool == "token":
             x = x[:, mid_index(x.shape[1] - 1)]
-        elif self.global_pool == "avg":
-            x = self._split_tokens(x)[0].mean(dim=1)
+        elif self.global_pool:
+            patches = self._split_tokens(x)[0]
+            if self.global_pool == "avg":
+                x = patches.mean(dim=1)
+            elif self.global_pool == "max":
+                x = patches.amax(dim=1)
+            else:
+                x = 0.5 * (patches.mean(dim=1) + patches.amax(dim=1))
         x = self.head_drop(x)
         return x if pre_logits else self.head(x)
 
@@ -703,74 +706,45 @@ _VARIANTS = {
 OFFICIAL_NAMES = {short: long for short, (long, _, _) in _VARIANTS.items()}
 
 default_cfgs = generate_default_cfgs({
-    **{f"{short}.hustvl_in1k": _cfg(*_HUB[hub]) for short, (_, hub, _) in _VARIANTS.items()},
-    **{f"{long}.hustvl_in1k": _cfg(*_HUB[hub]) for _, (long, hub, _) in _VARIANTS.items()},
+    f"{short}.hustvl_in1k": _cfg(*_HUB[hub]) for short, (_, hub, _) in _VARIANTS.items()
 })
 
 
-def _build(short: str, variant: str, pretrained: bool, **kwargs) -> VisionMamba:
+def _build(short: str, pretrained: bool, **kwargs) -> VisionMamba:
     model_args = dict(_VARIANTS[short][2])
     model_args.update(kwargs)  # embed_dim / depth / img_size / scan / ... are overridable
-    return _create_vim(variant, pretrained=pretrained, **model_args)
+    return _create_vim(short, pretrained=pretrained, **model_args)
 
 
 @register_model
 def vim_tiny_patch16_224(pretrained: bool = False, **kwargs) -> VisionMamba:
     """Vim-T: 7,148,008 parameters, 76.1 top-1."""
-    return _build("vim_tiny_patch16_224", "vim_tiny_patch16_224", pretrained, **kwargs)
+    return _build("vim_tiny_patch16_224", pretrained, **kwargs)
 
 
 @register_model
 def vim_tiny_patch16_stride8_224(pretrained: bool = False, **kwargs) -> VisionMamba:
     """Vim-T+ (patch 16, stride 8, 729 patches): 7,250,344 parameters, 78.3 top-1."""
-    return _build("vim_tiny_patch16_stride8_224", "vim_tiny_patch16_stride8_224", pretrained, **kwargs)
+    return _build("vim_tiny_patch16_stride8_224", pretrained, **kwargs)
 
 
 @register_model
 def vim_small_patch16_224(pretrained: bool = False, **kwargs) -> VisionMamba:
     """Vim-S: 25,796,584 parameters, 80.5 top-1."""
-    return _build("vim_small_patch16_224", "vim_small_patch16_224", pretrained, **kwargs)
+    return _build("vim_small_patch16_224", pretrained, **kwargs)
 
 
 @register_model
 def vim_small_patch16_stride8_224(pretrained: bool = False, **kwargs) -> VisionMamba:
     """Vim-S+ (patch 16, stride 8): 26,001,256 parameters, 81.6 top-1."""
-    return _build("vim_small_patch16_stride8_224", "vim_small_patch16_stride8_224", pretrained, **kwargs)
+    return _build("vim_small_patch16_stride8_224", pretrained, **kwargs)
 
 
 @register_model
 def vim_base_patch16_224(pretrained: bool = False, **kwargs) -> VisionMamba:
     """Vim-B: 97,598,440 parameters, 81.9 top-1."""
-    return _build("vim_base_patch16_224", "vim_base_patch16_224", pretrained, **kwargs)
+    return _build("vim_base_patch16_224", pretrained, **kwargs)
 
 
-# The official factory names (hustvl/Vim vim/models_mamba.py), same models and weights.
-@register_model
-def vim_tiny_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2(
-        pretrained: bool = False, **kwargs) -> VisionMamba:
-    return _build("vim_tiny_patch16_224", OFFICIAL_NAMES["vim_tiny_patch16_224"], pretrained, **kwargs)
-
-
-@register_model
-def vim_tiny_patch16_stride8_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2(
-        pretrained: bool = False, **kwargs) -> VisionMamba:
-    return _build("vim_tiny_patch16_stride8_224", OFFICIAL_NAMES["vim_tiny_patch16_stride8_224"], pretrained, **kwargs)
-
-
-@register_model
-def vim_small_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2(
-        pretrained: bool = False, **kwargs) -> VisionMamba:
-    return _build("vim_small_patch16_224", OFFICIAL_NAMES["vim_small_patch16_224"], pretrained, **kwargs)
-
-
-@register_model
-def vim_small_patch16_stride8_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2(
-        pretrained: bool = False, **kwargs) -> VisionMamba:
-    return _build("vim_small_patch16_stride8_224", OFFICIAL_NAMES["vim_small_patch16_stride8_224"], pretrained,
-                  **kwargs)
-
-
-@register_model
-def vim_base_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_middle_cls_token_div2(
-        pretrained: bool = False, **kwargs) -> VisionMamba:
-    return _build("vim_base_patch16_224", OFFICIAL_NAMES["vim_base_patch16_224"], pretrained, **kwargs)
+# The official factory names (hustvl/Vim vim/models_mamba.py) map to the same models and weights.
+register_model_deprecations(__name__, {long: f"{short}.hustvl_in1k" for short, long in OFFICIAL_NAMES.items()})
