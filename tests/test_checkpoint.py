@@ -124,3 +124,31 @@ def test_namespace_training_dict_still_loads(tmp_path):
     torch.save({"model": {"w": torch.ones(2)}, "args": argparse.Namespace(lr=1e-3), "epoch": 1}, path)
     ckpt = load_checkpoint_file(path)
     assert ckpt["args"].lr == 1e-3 and torch.equal(unwrap_state_dict(ckpt)["w"], torch.ones(2))
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_broken_file_is_reported_as_corrupt_not_refused(tmp_path, suffix, damage):
+    from safetensors.torch import save_file
+    from vision_ssm.checkpoint import CorruptCheckpointError, load_checkpoint_file
+    good = tmp_path / f"good{suffix}"
+    weights = {"w": torch.randn(64, 64)}
+    save_file(weights, good) if suffix == ".safetensors" else torch.save({"model": weights}, good)
+    data = good.read_bytes()
+    bad = tmp_path / f"bad{suffix}"
+    bad.write_bytes(data[:len(data) // 2] if damage == "truncated" else b"\x00not a checkpoint" * 8)
+    with pytest.raises(CorruptCheckpointError, match="corrupt or truncated"):
+        load_checkpoint_file(bad)
+
+
+def test_forbidden_object_is_still_refused_by_the_allow_list(tmp_path):
+    from vision_ssm.checkpoint import CorruptCheckpointError, load_checkpoint_file
+    path = tmp_path / "odd.pth"
+    torch.save({"model": {"w": torch.zeros(1)}, "extra": _NotAllowed()}, path)
+    with pytest.raises(RuntimeError, match="allow-list") as info:
+        load_checkpoint_file(path)
+    assert not isinstance(info.value, CorruptCheckpointError)
+
+
+class _NotAllowed:
+    pass

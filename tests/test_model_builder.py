@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import save_file
 
+import timm
 import timm.models._builder as timm_builder
 import timm.models._hub as timm_hub
 from vision_ssm.models._builder import (PretrainedLoadError, PretrainedLoaderMixin, build_ssm_model,
@@ -247,3 +248,13 @@ def test_head_of_another_width_is_dropped_whole(tmp_path, caplog):
     _assert_loaded(model, sd, skip=("head.weight", "head.bias"))
     assert "head.weight checkpoint (10, 6) vs model (10, 4), head.bias checkpoint (10,) vs model (10,)" in caplog.text
     assert "not loaded (random init): head.weight, head.bias" in caplog.text
+
+
+def test_failed_download_names_the_source_and_the_local_file_option(tmp_path, monkeypatch):
+    import vision_ssm.models.vmamba  # noqa: F401
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    url = "http://127.0.0.1:9/missing_weights.pth"  # nothing listens on the discard port
+    with pytest.raises(PretrainedLoadError, match="missing_weights.pth") as info:
+        timm.create_model("vmamba_tiny_s1l8", pretrained=True, depths=[1, 1, 1, 1], dims=16,
+                          pretrained_cfg_overlay=dict(url=url, hf_hub_id=None))
+    assert "pretrained_cfg_overlay=dict(file=" in str(info.value)

@@ -16,12 +16,9 @@ The default backbone is a small VMamba (vmamba_tiny_s1l8 with dims=32 depths=1,1
 """
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vision_ssm.bench import models as bench_models  # noqa: E402
-from vision_ssm.bench import scans as bench_scans  # noqa: E402
+from vision_ssm.bench import models as bench_models
+from vision_ssm.bench import scans as bench_scans
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,9 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vision_ssm.convert import ConversionError, convert_checkpoint  # noqa: E402
+from vision_ssm.convert import ConversionError, convert_checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,11 +8,8 @@ then train a toy config on them, e.g.
 """
 import argparse
 import json
-import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from vision_ssm.data.toy import make_all  # noqa: E402
+from vision_ssm.data.toy import make_all
 
 
 def main(argv=None):

@@ -8,12 +8,8 @@
 Prints (and logs under the work dir) the config's test metric: mIoU, COCO bbox / segm mAP,
 HOTA / MOTA / IDF1, or YouTube-VIS AP.
 """
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), ".."))
-
-from vision_ssm.mmlab import cli  # noqa: E402
+from vision_ssm.mmlab import cli
 
 
 def parse_args(argv=None):

@@ -8,12 +8,9 @@
 The vision_ssm.mmlab plugin is imported first (backbones, torch / NumPy compatibility fixes), so
 configs work with or without their own ``custom_imports``.
 """
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), ".."))
-
-from vision_ssm.mmlab import cli  # noqa: E402
+from vision_ssm.mmlab import cli
 
 
 def parse_args(argv=None):

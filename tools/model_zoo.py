@@ -16,10 +16,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from vision_ssm import zoo  # noqa: E402
-from vision_ssm.bench import models as bench  # noqa: E402
+from vision_ssm import zoo
+from vision_ssm.bench import models as bench
 
 
 def build_parser() -> argparse.ArgumentParser:

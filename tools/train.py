@@ -7,12 +7,9 @@ pathfinder or an ImageFolder tree.  All logic lives in ``vision_ssm.train``.
 
 ``python tools/train.py --help`` lists every flag.
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from vision_ssm.train.cli import train_main  # noqa: E402
+from vision_ssm.train.cli import train_main
 
 if __name__ == "__main__":
     sys.exit(train_main())

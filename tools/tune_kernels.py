@@ -9,9 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vision_ssm.bench import tune  # noqa: E402
+from vision_ssm.bench import tune
 
 
 def main(argv=None):

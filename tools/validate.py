@@ -6,12 +6,9 @@ or an official one) or ``--pretrained``, at any ``--img-size``; ``--use-ema`` fo
 
 All logic lives in ``vision_ssm.train.evaluate``; ``python tools/validate.py --help`` lists every flag.
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from vision_ssm.train.cli import validate_main  # noqa: E402
+from vision_ssm.train.cli import validate_main
 
 if __name__ == "__main__":
     sys.exit(validate_main())

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout too
-
-import scans  # noqa: E402
-from scans.visualize import render_all  # noqa: E402
+import scans
+from scans.visualize import render_all
 
 
 def main(argv=None) -> int:

@@ -72,15 +72,26 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
-        return load_file(path, device=str(map_location))
+        try:
+            return load_file(path, device=str(map_location))
+        except Exception as err:
+            raise CorruptCheckpointError(f"{path} is not a readable .safetensors file: corrupt or truncated "
+                                         f"({type(err).__name__}: {err})") from err
     with torch.serialization.safe_globals(SAFE_CHECKPOINT_TYPES + STAND_IN_GLOBALS):
         try:
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as err:  # the unpickler names the forbidden global
+        except Exception as err:
+            if "Unsupported global" not in str(err):  # not the unpickler refusing a type: a broken file
+                raise CorruptCheckpointError(f"{path} is not a readable torch checkpoint: corrupt or truncated "
+                                             f"({type(err).__name__}: {str(err)[:200]})") from err
             allowed = [t.__name__ for t in SAFE_CHECKPOINT_TYPES] + [name for _, name in STAND_IN_GLOBALS]
             raise RuntimeError(
                 f"refusing to load {path}: it holds objects outside the allow-list {allowed} ({err})") from err
     return _restore_config_nodes(checkpoint)
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint file that cannot be read (truncated download, wrong format)."""
 
 
 def unwrap_state_dict(checkpoint: Any, use_ema: bool = False) -> dict[str, torch.Tensor]:

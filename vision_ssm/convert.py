@@ -30,6 +30,7 @@ from typing import Any, Mapping
 import torch
 
 from .checkpoint import load_checkpoint_file, state_dict_from_checkpoint
+from .files import atomic_path
 
 __all__ = ["ConversionError", "convert_checkpoint", "read_metadata"]
 
@@ -158,15 +159,12 @@ def convert_checkpoint(src: str | os.PathLike, model_name: str, out: str | os.Pa
         import json
         metadata["model_kwargs"] = json.dumps(kwargs, default=list, sort_keys=True)
     metadata.update(_source_args(checkpoint))
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = out + ".tmp"
-    save_file(tensors, tmp, metadata=metadata)
-    # verify what was written: same keys, equal values
-    back = load_file(tmp)
-    if set(back) != set(tensors) or any(not torch.equal(back[k], tensors[k]) for k in tensors):
-        os.remove(tmp)
-        raise ConversionError(f"{out}: the written file does not read back equal")
-    os.replace(tmp, out)
+    with atomic_path(out, suffix=".safetensors") as tmp:
+        save_file(tensors, tmp, metadata=metadata)
+        # verify what was written: same keys, equal values (a failure removes the temporary file)
+        back = load_file(tmp)
+        if set(back) != set(tensors) or any(not torch.equal(back[k], tensors[k]) for k in tensors):
+            raise ConversionError(f"{out}: the written file does not read back equal")
     say(f"wrote {out}")
     renamed = sorted(source_keys - set(own))
     resized = sorted(k for k in source_keys & set(own) if source_shapes[k] != tuple(own[k].shape))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -23,6 +22,7 @@ import torch
 
 from ..ops.selective_scan import triton_config
 from ..ops.selective_scan.canonical import canonicalize
+from ..files import write_text_atomic
 from .kernels import DTYPES, ScanShape, default_shapes, larger_shapes, make_inputs
 
 # (block_t, row bytes, num_warps): row bytes / element size = channels per program. The
@@ -204,8 +204,5 @@ def write_table(result: dict, path=None) -> None:
     """Writes the table the kernels read (the configs plus where they were measured)."""
     path = path or triton_config.TABLE_PATH
     table = {k: result[k] for k in ("configs", "device", "date", "torch", "triton", "batch", "command")}
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(table, f, indent=1)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(table, indent=1))
     triton_config.load_table.cache_clear()

@@ -37,6 +37,8 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
+from ..files import atomic_path
+
 __all__ = [
     "PathfinderSpec", "DIFFICULTIES", "make_spec", "generate_sample", "generate_pathfinder",
     "load_or_generate",
@@ -336,7 +338,6 @@ def load_or_generate(spec: PathfinderSpec, seed: int, start: int, count: int,
         except (OSError, ValueError, KeyError):
             pass  # unreadable cache entry: regenerate it
     out = generate_pathfinder(spec, seed, start, count)
-    tmp = f"{path}.{os.getpid()}.tmp.npz"
-    np.savez_compressed(tmp, **out)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **out)
     return out

@@ -39,6 +39,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from scans.registry import resolve_scan
 from vision_ssm.ops import selective_scan
 
 from .norm import LayerNorm2d
@@ -53,21 +54,6 @@ class Linear2d(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight[:, :, None, None], self.bias)
-
-
-def resolve_scan(scan):
-    """A scan strategy from a name, a (name, options) pair, a dict with ``name``, or an instance."""
-    import scans
-    if isinstance(scan, str):
-        return scans.get_scan(scan)
-    if isinstance(scan, dict):
-        options = dict(scan)
-        if "name" not in options:
-            raise ValueError(f"scan given as a dict needs a 'name' entry, got {scan!r}")
-        return scans.get_scan(options.pop("name"), **options)
-    if isinstance(scan, (tuple, list)) and len(scan) == 2 and isinstance(scan[0], str):
-        return scans.get_scan(scan[0], **dict(scan[1] or {}))
-    return scans.get_scan(scan)
 
 
 _FP32_TYPES = {"v01": True, "v02": True, "v03": True, "v04": False, "v05": False,

@@ -258,13 +258,35 @@ def build_ssm_model(model_cls, variant: str, pretrained: bool = False, *,
             model.load_pretrained(in_memory)
         return model
 
-    return build_model_with_cfg(
-        factory, variant, pretrained and not in_memory,
-        pretrained_filter_fn=filter_fn,
-        pretrained_strict=strict,
-        feature_cfg=feature_cfg,
-        **kwargs,
-    )
+    try:
+        return build_model_with_cfg(
+            factory, variant, pretrained and not in_memory,
+            pretrained_filter_fn=filter_fn,
+            pretrained_strict=strict,
+            feature_cfg=feature_cfg,
+            **kwargs,
+        )
+    except _download_errors() as err:
+        cfg = resolve_pretrained_cfg(variant, pretrained_cfg=kwargs.get("pretrained_cfg"),
+                                     pretrained_cfg_overlay=kwargs["pretrained_cfg_overlay"]).to_dict()
+        where = (f"hf-hub:{cfg['hf_hub_id']} ({cfg.get('hf_hub_filename')})" if cfg.get("hf_hub_id")  # timm's order
+                 else cfg.get("url") or "its pretrained source")
+        raise PretrainedLoadError(
+            f"could not download the weights of {variant} from {where} ({type(err).__name__}: {err}); "
+            f"download the file elsewhere and pass it with "
+            f"pretrained_cfg_overlay=dict(file='/path/to/file.pth'), or use checkpoint_path=") from err
+
+
+def _download_errors() -> tuple:
+    """Exceptions of a failed download (urllib for URLs, huggingface_hub for the hub)."""
+    import urllib.error
+    errors = [urllib.error.URLError, ConnectionError, TimeoutError]
+    try:
+        from huggingface_hub import errors as hub_errors
+        errors += [hub_errors.HfHubHTTPError, hub_errors.LocalEntryNotFoundError]
+    except ImportError:
+        pass
+    return tuple(errors)
 
 
 def make_cfg(url: Optional[str] = None, hf_hub_id: Optional[str] = None,

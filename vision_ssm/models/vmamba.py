@@ -39,6 +39,8 @@ from vision_ssm.layers.embed import PatchEmbed, make_downsample
 from vision_ssm.layers.norm import LayerNorm2d, get_norm_layer
 from vision_ssm.layers.scan_backend import check_scan_backend
 from vision_ssm.layers.ss2d import SS2D, Linear2d, resolve_scan
+from ._factory import accepts_device_dtype, new_like
+from ._inputs import check_image
 from ._builder import PretrainedLoaderMixin, build_ssm_model, make_cfg
 
 __all__ = ["VMamba", "VSSBlock", "VSSStage", "checkpoint_filter_fn"]
@@ -198,7 +200,7 @@ class VMambaHead(nn.Module):
         """New classifier (and pooling when ``pool_type`` is given); the pooling is checked first."""
         self.global_pool = self._make_pool(self.global_pool.pool_type if pool_type is None else pool_type,
                                            num_classes)
-        self.head = self._make_head(num_classes)
+        self.head = new_like(self.norm, lambda: self._make_head(num_classes))
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.drop(self.global_pool(self.norm(x)))
@@ -214,6 +216,7 @@ class VMamba(PretrainedLoaderMixin, nn.Module):
     config compatibility; only the full-rank SS2D of the published models is implemented.
     """
 
+    @accepts_device_dtype
     def __init__(
             self,
             patch_size: int = 4,
@@ -367,6 +370,7 @@ class VMamba(PretrainedLoaderMixin, nn.Module):
                 f"(so that the last stage is at least 1x1 without padding beyond a single stride)")
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        check_image(x, self.in_chans, "VMamba")
         self._check_size(x.shape[-2], x.shape[-1])
         x = self.patch_embed(x)
         if self.pos_embed is not None:

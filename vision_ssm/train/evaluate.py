@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from vision_ssm.checkpoint import load_checkpoint_file
 from vision_ssm.data import count_classes, create_dataset, create_loader
+from vision_ssm.files import write_text_atomic
 
 from .config import AMP_DTYPES, parse_kwargs
 from .distributed import DistInfo, all_reduce_sum, cleanup, init_distributed
@@ -208,13 +209,7 @@ def validate(
             if not quiet:
                 print(format_table([(k, v) for k, v in result.items() if v is not None]), flush=True)
             if output:
-                d = os.path.dirname(os.path.abspath(output))
-                os.makedirs(d, exist_ok=True)
-                tmp = output + ".tmp"
-                with open(tmp, "w", encoding="utf-8") as f:
-                    json.dump(result, f, indent=2)
-                    f.write("\n")
-                os.replace(tmp, output)
+                write_text_atomic(output, json.dumps(result, indent=2) + "\n")
         return result
     finally:
         cleanup(info)

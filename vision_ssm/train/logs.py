@@ -11,6 +11,8 @@ import sys
 import time
 from typing import Any, Sequence
 
+from ..files import atomic_path, write_text_atomic
+
 __all__ = ["write_metrics", "plot_curves", "Progress", "get_logger"]
 
 
@@ -37,13 +39,6 @@ def get_logger() -> logging.Logger:
     return logger
 
 
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_metrics(output_dir: str, history: Sequence[dict[str, Any]], summary: dict[str, Any] | None = None,
                   step_log: Sequence[dict[str, Any]] | None = None) -> None:
     """``metrics.csv`` (one row an epoch), ``metrics.json`` (epochs + summary) and ``steps.csv``."""
@@ -56,8 +51,8 @@ def write_metrics(output_dir: str, history: Sequence[dict[str, Any]], summary: d
     writer.writeheader()
     for row in history:
         writer.writerow(row)
-    _write_text(os.path.join(output_dir, "metrics.csv"), buf.getvalue())
-    _write_text(os.path.join(output_dir, "metrics.json"),
+    write_text_atomic(os.path.join(output_dir, "metrics.csv"), buf.getvalue())
+    write_text_atomic(os.path.join(output_dir, "metrics.json"),
                 json.dumps({"epochs": list(history), "summary": summary or {}}, indent=2) + "\n")
     if step_log is not None:
         buf = io.StringIO()
@@ -65,7 +60,7 @@ def write_metrics(output_dir: str, history: Sequence[dict[str, Any]], summary: d
         writer.writeheader()
         for row in step_log:
             writer.writerow(row)
-        _write_text(os.path.join(output_dir, "steps.csv"), buf.getvalue())
+        write_text_atomic(os.path.join(output_dir, "steps.csv"), buf.getvalue())
 
 
 def plot_curves(output_dir: str, history: Sequence[dict[str, Any]], title: str = "") -> str | None:
@@ -96,9 +91,8 @@ def plot_curves(output_dir: str, history: Sequence[dict[str, Any]], title: str =
         fig.suptitle(title)
     fig.tight_layout()
     path = os.path.join(output_dir, "curves.png")
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp)
     return path
 
 

@@ -9,6 +9,7 @@ and writes its output back there.  Any strides are accepted, so a (B, C, H, W) m
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Optional
 
@@ -49,6 +50,13 @@ class ScanArgs:
         return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in self.tensors())
 
 
+def autocast_off(device: torch.device):
+    """A region that computes in the inputs' dtypes whatever the autocast (none on meta)."""
+    if device.type == "meta":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, enabled=False)
+
+
 def _fail(name: str, expected: str, tensor: torch.Tensor, sizes_from: Optional[torch.Tensor] = None):
     """Raises a shape error; ``sizes_from``: the `u` whose batch and length the expectation uses."""
     source = "" if sizes_from is None else f" (batch and length from `u` of shape {tuple(sizes_from.shape)})"
@@ -74,6 +82,8 @@ def check_index(index: torch.Tensor, K: int, length: int, device) -> torch.Tenso
     if index.device != device:
         raise ValueError(f"selective_scan: `index` is on {index.device} but `u` is on {device}")
     # inference tensors have no version counter: those are checked on every call
+    if index.device.type == "meta":  # shapes only: nothing to check
+        return index.long()
     key = None if index.is_inference() else (index._version, index.data_ptr())
     if key is None or _checked_indices.get(index) != key:
         expected = torch.arange(length, device=index.device).expand(K, length)

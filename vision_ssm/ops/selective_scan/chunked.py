@@ -24,7 +24,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .canonical import ScanArgs
+from .canonical import ScanArgs, autocast_off
 
 DEFAULT_BLOCK_LEN = 256  # the longest block
 BLOCK_ELEMENTS = 1 << 20  # a block's temporaries hold about this many values each (4 MB in fp32)
@@ -386,7 +386,7 @@ class _ChunkedScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, index, softplus, merge, block_len, training):
         args = ScanArgs(u, delta, A, B, C, D, z, delta_bias, softplus, index, merge)
-        with torch.autocast(u.device.type, enabled=False):  # fp32 state and sums whatever the autocast
+        with autocast_off(u.device):  # fp32 state and sums whatever the autocast
             y, last, history = chunked_forward(args, block_len, training)
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, index, *(history or [None] * 4))
         ctx.options = (softplus, merge, block_len)
@@ -398,7 +398,7 @@ class _ChunkedScan(torch.autograd.Function):
         *tensors, index = saved[:9]
         softplus, merge, block_len = ctx.options
         args = ScanArgs(*tensors, softplus, index, merge)
-        with torch.autocast(args.u.device.type, enabled=False):
+        with autocast_off(args.u.device):
             grads = chunked_backward(args, block_len, saved[9:], grad_y, grad_last)
         return (*grads, None, None, None, None, None)
 
