@@ -70,7 +70,8 @@ def gilbert_order(H: int, W: int, major: str = "auto") -> np.ndarray:
 class HilbertScan(ScanStrategy):
     """Generalized Hilbert curve for ANY H×W, from the top-left cell.
 
-    ``directions=2`` (default): the curve and its reverse.  ``directions=4``: also the curve
+    ``directions=1``: the curve alone.  ``directions=2`` (default): the curve and its reverse.
+    ``directions=4``: also the curve
     built on the transposed grid (mirrored about the main diagonal) and its reverse.
     ``major`` (see :func:`gilbert_order`): ``"auto"`` (default) makes every step go between
     4-neighbours for every grid; ``"longer"`` reproduces gilbert2d exactly, which has one
@@ -82,15 +83,20 @@ class HilbertScan(ScanStrategy):
     """
 
     def __init__(self, directions: int = 2, major: str = "auto"):
-        directions = check_choice("directions", check_int("directions", directions), (2, 4))
+        directions = check_choice("directions", check_int("directions", directions), (1, 2, 4))
         check_choice("major", major, MAJORS)
         super().__init__(directions=directions, major=major)
         self.major = major
-        names = ("curve", "curve_t")[: directions // 2]
-        self.direction_names = names + tuple(f"{n}_rev" for n in names)
+        if directions == 1:
+            self.direction_names = ("curve",)
+        else:
+            names = ("curve", "curve_t")[: directions // 2]
+            self.direction_names = names + tuple(f"{n}_rev" for n in names)
 
     def build_orders(self, H, W):
         curves = [gilbert_order(H, W, self.major)]
+        if self.num_directions == 1:
+            return curves
         if self.num_directions == 4:
             curves.append(transposed(gilbert_order(W, H, self.major), H, W))
         return with_reverses(curves)

@@ -18,7 +18,7 @@ CONFIGS = [(name, {}) for name in list_scans()] + [
     ("zigzag", {"variant": "zigma"}),
     ("local", {"window": 1}), ("local", {"window": 2}), ("local", {"window": 3, "directions": ("col_rev", "row")}),
     ("atrous", {"stride": 1}), ("atrous", {"stride": 3}),
-    ("hilbert", {"directions": 4}), ("hilbert", {"major": "longer"}),
+    ("hilbert", {"directions": 4}), ("hilbert", {"directions": 1}), ("hilbert", {"major": "longer"}),
     ("spiral", {"directions": 4}),
 ]
 CONTINUOUS = [c for c in CONFIGS if c[0] in ("zigzag", "spiral")
@@ -167,6 +167,7 @@ def test_hilbert_power_of_two_is_classical(n):
     for major in ("auto", "longer"):
         s = get_scan("hilbert", major=major)
         assert as_lists(s, n, n) == [classical_hilbert(n), classical_hilbert(n)[::-1]]
+        assert as_lists(get_scan("hilbert", directions=1, major=major), n, n) == [classical_hilbert(n)]
 
 
 def test_hilbert_four_directions_add_the_transposed_curve():

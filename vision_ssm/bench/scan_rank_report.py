@@ -57,7 +57,9 @@ def markdown(result: Mapping[str, Any], summary: Mapping[str, Any], pictures: Ma
         lines.append("")
     for task in result["tasks"]:
         s = result["settings"][task]
-        lines += [f"### `{task}` ({s['size']}x{s['size']} px, {s['steps']} steps of {s['batch']}, "
+        start = (f", the first {s['curriculum']:.0%} on the start tier (all groups, no clutter)"
+                 if s.get("curriculum") else "")
+        lines += [f"### `{task}` ({s['size']}x{s['size']} px, {s['steps']} steps of {s['batch']}{start}, "
                   f"{s['val_samples']:,} validation images)", ""]
         lines += _task_table(task, summary[task], scans)
         lines.append("")

@@ -9,7 +9,8 @@
 
 Each generator returns ``ProbeData`` (images (n, 1, S, S) float32 in [0, 1], labels (n,) int64 and a
 per-sample ``group``: the line's orientation, else 0).  ``tier="easy"`` is the version a probe must
-learn before its scan comparison means anything (wider gaps, no clutter).
+learn before its scan comparison means anything (wider gaps, no clutter); ``tier="start"`` is the
+easy version with every class and group of the default one, for a curriculum's first steps.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ __all__ = ["ProbeData", "ORIENTATIONS", "TASKS", "TIERS", "lines", "cluttered_di
            "make_probe_data"]
 
 ORIENTATIONS = ("horizontal", "vertical", "diagonal", "antidiagonal")
-TIERS = ("easy", "default")
+TIERS = ("easy", "start", "default")
 _STEPS = {"horizontal": (0, 1), "vertical": (1, 0), "diagonal": (1, 1), "antidiagonal": (1, -1)}
 
 
@@ -74,7 +75,8 @@ def lines(count: int, seed: int, size: int = 16, tier: str = "default",
     distractor dots, each at least 3 cells (Chebyshev) from every other lit or gap cell, so that
     "lit, unlit, lit" along a line's direction occurs only at the gap.  ``easy``: horizontal lines
     only (the direction a row scan follows, so a one-direction probe can show it learns), a 3-cell
-    gap and no dots.  ``orientations`` overrides the tier's set.
+    gap and no dots.  ``start``: the easy lines in all four orientations.  ``orientations`` overrides
+    the tier's set.
     """
     _check_tier(tier)
     size = _check_size(size, 14)
@@ -92,7 +94,7 @@ def lines(count: int, seed: int, size: int = 16, tier: str = "default",
     for n in range(count):
         di, dj = _STEPS[orientations[group[n]]]
         length = int(rng.integers(6, 13))
-        gap = 3 if tier == "easy" else 1
+        gap = 1 if tier == "default" else 3
         if labels[n]:
             length = max(length, gap + 4)
         i0 = int(rng.integers(0, size - di * (length - 1)))
@@ -158,7 +160,7 @@ def cluttered_digits(count: int, seed: int, size: int = 24, tier: str = "default
 
 
 def count_dots(count: int, seed: int, size: int = 16, tier: str = "default", threshold: int = 7) -> ProbeData:
-    """Isolated dots, 3 to 12 of them (``easy``: 3-5 or 10-12); label 1 when more than ``threshold``.
+    """Isolated dots, 3 to 12 of them (``easy``, ``start``: 3-5 or 10-12); label 1 when more than ``threshold``.
     The answer is a sum over pixels, so no scan order should help or hurt."""
     _check_tier(tier)
     size = _check_size(size, 10)
@@ -167,7 +169,7 @@ def count_dots(count: int, seed: int, size: int = 16, tier: str = "default", thr
     labels = np.arange(count) % 2
     rng.shuffle(labels)
     for n in range(count):
-        if tier == "easy":
+        if tier != "default":
             k = int(rng.integers(threshold + 3, threshold + 6)) if labels[n] else int(rng.integers(threshold - 4, threshold - 1))
         else:
             k = int(rng.integers(threshold + 1, 13)) if labels[n] else int(rng.integers(3, threshold + 1))
