@@ -12,11 +12,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import torch  # noqa: E402
+import torch
 
-from vision_ssm.bench import kernels  # noqa: E402
-from vision_ssm.bench.measure import markdown_table  # noqa: E402
+from vision_ssm.bench import kernels
+from vision_ssm.bench.measure import markdown_table
 
 
 def main(argv=None):
@@ -24,7 +23,7 @@ def main(argv=None):
     parser.add_argument("--out", default="outputs/benchmark_kernels", help="output directory for JSON and PNG")
     parser.add_argument("--batch", type=int, default=32, help="batch size (default 32, as in the targets)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--backends", nargs="+", action="extend", choices=["ref", "torch", "triton"], help="default: all available")
+    parser.add_argument("--backends", nargs="+", action="extend", choices=["ref", "torch", "cpu", "triton"], help="default: all available")
     parser.add_argument("--shapes", nargs="+", action="extend", help="shape names (default: VMamba-T[s1l8] stages 1-4 and Vim-T; "
                         "'all' adds VMamba-S/B stage 1, Vim-S, and Vim-T/S at 1248 px)")
     parser.add_argument("--dtypes", nargs="+", action="extend", choices=sorted(kernels.DTYPES),

@@ -16,11 +16,8 @@ memory against resolution) to --out.  Each (model, size) runs in its own subproc
 """
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vision_ssm.bench import models as bench  # noqa: E402
+from vision_ssm.bench import models as bench
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +104,7 @@ def main(argv=None) -> int:
         repeats=repeats, warmup=warmup, budget_s=args.budget, model_kwargs=kwargs,
         isolate=True if args.isolate is None else args.isolate, pairs=pairs, free_scan=args.free_scan,
         progress=lambda line: print(line, flush=True))
+    result["command"] = "python tools/benchmark_models.py " + " ".join(argv if argv is not None else sys.argv[1:])
     paths = bench.write_outputs(result, args.out, "benchmark_models")
     print()
     print(bench.report(result))

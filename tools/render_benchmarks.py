@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from vision_ssm.bench import render  # noqa: E402
+from vision_ssm.bench import render
 
 
 def main(argv=None) -> int:

@@ -65,19 +65,42 @@ def kernel_rows(result: dict) -> list[dict]:
     return rows
 
 
+def backend_rows(result: dict) -> list[dict]:
+    """One row per (shape, dtype): each backend's forward and forward+backward time (index-map
+    mode) and the speed-ups of the fastest ones over the reference and the torch path."""
+    rows = []
+    for shape, dtype in dict.fromkeys((r["shape"], r.get("dtype", "fp32")) for r in result["rows"]):
+        row = {"shape": shape, "dtype": dtype}
+        for backend in dict.fromkeys(r["backend"] for r in result["rows"]):
+            for pass_ in ("fwd", "fwd+bwd"):
+                hit = _by(result["rows"], shape=shape, dtype=dtype, backend=backend, mode="index", pass_=pass_)
+                if hit:
+                    row[f"{backend} {pass_} ms"] = hit["ms"]
+        for ratio in result.get("ratios", []):
+            if ratio["shape"] == shape and ratio.get("dtype", "fp32") == dtype:
+                for key in ("cpu_speedup_vs_ref", "cpu_speedup_vs_torch", "torch_speedup_vs_ref"):
+                    if key in ratio:
+                        row[f"{key.replace('_speedup_vs_', ' vs ')} ({ratio['pass_']})"] = ratio[key]
+        rows.append(row)
+    return rows
+
+
 def model_rows(result: dict, pairs=(("vmamba_tiny_s1l8", "swin_tiny_patch4_window7_224"),
                                     ("vim_tiny_patch16_224", "deit_tiny_patch16_224"))) -> list[dict]:
     rows = []
     for r in result["rows"]:
-        row = {"model": r.get("model_label", r["model"]), "img_size": r["img_size"],
+        row = {"model": r.get("model_label") or r.get("label") or r["model"], "img_size": r["img_size"],
                "inference img/s": r.get("infer_ips"), "training img/s": r.get("train_ips"),
                "inference peak MiB": r.get("infer_peak_mib"), "training peak MiB": r.get("train_peak_mib")}
         for a, b in pairs:
             other = _by(result["rows"], model=b, img_size=r["img_size"]) if r["model"] == a else None
             if other:
-                row["inference vs " + other.get("model_label", b)] = r["infer_ips"] / other["infer_ips"]
+                label = other.get("model_label") or other.get("label") or b
+                row["speed vs " + label] = r["infer_ips"] / other["infer_ips"]
+                if r.get("infer_peak_mib") and other.get("infer_peak_mib"):
+                    row["memory vs " + label] = r["infer_peak_mib"] / other["infer_peak_mib"]
                 if r.get("train_ips") and other.get("train_ips"):
-                    row["training vs " + other.get("model_label", b)] = r["train_ips"] / other["train_ips"]
+                    row["training vs " + label] = r["train_ips"] / other["train_ips"]
         rows.append(row)
     return rows
 
@@ -89,7 +112,11 @@ def _table(rows: list[dict]) -> str:
 
 def render(results: dict[str, dict]) -> str:
     parts = [PAGE_HEADER]
-    kernels = {n: r for n, r in results.items() if "rows" in r and r["rows"] and "backend" in r["rows"][0]}
+    kernels = {n: r for n, r in results.items() if "rows" in r and r["rows"] and "backend" in r["rows"][0]
+               and not str(r.get("device", "")).startswith("CPU")}
+    cpu_kernels = {n: r for n, r in results.items() if "rows" in r and r["rows"] and "backend" in r["rows"][0]
+                   and str(r.get("device", "")).startswith("CPU")}
+    builds = {n: r for n, r in results.items() if "numba_first_call_s" in r}
     models = {n: r for n, r in results.items() if "rows" in r and r["rows"] and "infer_ips" in r["rows"][0]}
     suites = {n: r for n, r in results.items() if "host_overhead" in r or "first_call" in r}
     if kernels:
@@ -101,8 +128,18 @@ def render(results: dict[str, dict]) -> str:
                      "stages 3-4; fwd+bwd at most 3x fwd).")
         for name, result in kernels.items():
             parts.append(_header(name, result) + "\n\n" + _table(kernel_rows(result)))
+    if cpu_kernels:
+        parts.append("## Selective scan on the CPU\n\nEvery backend in index-map mode (`ref`: the sequential "
+                     "loop, `torch`: the blocked PyTorch path, `cpu`: the fused C++ kernel), median wall time.")
+        for name, result in cpu_kernels.items():
+            parts.append(_header(name, result) + "\n\n" + _table(backend_rows(result)))
+    for name, result in builds.items():
+        parts.append("## Building the fused CPU kernel: C++ against numba\n\n" + _header(name, result) + "\n\n"
+                     + f"First build of the C++ extension (empty cache): {result['cxx_first_build_s']:.1f} s; "
+                     f"numba's first call (JIT): {result['numba_first_call_s']:.1f} s (numba {result['numba']}). "
+                     "Forward only, no gate, side by side:\n\n" + _table(result["rows"]))
     if models:
-        parts.append("## Whole models on the GPU")
+        parts.append("## Whole models")
         for name, result in models.items():
             parts.append(_header(name, result) + "\n\n" + _table(model_rows(result)))
     for name, result in suites.items():
