@@ -100,6 +100,14 @@ def test_toy_backbones_forward_shapes(kind):
     feats = b(x)
     assert [f.shape[1] for f in feats] == b.out_channels
     assert [(96 // s, 128 // s) for s in b.out_strides] == [tuple(f.shape[-2:]) for f in feats]
+    # mmcv's RoIAlign (every RoI head) reads what torchvision's reads, whatever the memory layout
+    from mmcv.ops import RoIAlign
+    from torchvision.ops import roi_align
+    rois = torch.tensor([[0, 3.0, 5.0, 60.0, 40.0], [1, 20.0, 10.0, 120.0, 90.0]])
+    with torch.no_grad():
+        for f, stride in zip(feats, b.out_strides):
+            ours = RoIAlign((7, 7), 1 / stride, sampling_ratio=2, aligned=True)(f, rois)
+            torch.testing.assert_close(ours, roi_align(f, rois, (7, 7), 1 / stride, 2, aligned=True))
 
 
 def test_frozen_stages_and_norm_eval():

@@ -376,7 +376,8 @@ class VMambaBackbone(_TimmBackbone):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         feats = self.model(x)
-        return tuple(getattr(self, f"outnorm{i}")(f) for i, f in zip(self.out_indices, feats))
+        # contiguous NCHW: mmcv's RoIAlign reads raw memory and misreads channels-last maps
+        return tuple(getattr(self, f"outnorm{i}")(f).contiguous() for i, f in zip(self.out_indices, feats))
 
 
 class _Deconv(nn.Sequential):
@@ -509,11 +510,9 @@ class VimBackbone(_TimmBackbone):
                                                  intermediates_only=True, intermediate_type=self.feature_type)
         feats = [self._turn(f) if i in self._turned else f for i, f in zip(self.out_indices, feats)]
         feats = [norm(f) for norm, f in zip(self.norms, feats)]
-        if self.rescales is None:
-            return tuple(feats)
-        if self.pyramid == "simple":
-            feats = feats * 4
-        return tuple(op(f) for op, f in zip(self.rescales, feats))
+        if self.rescales is not None:
+            feats = [op(f) for op, f in zip(self.rescales, feats * 4 if self.pyramid == "simple" else feats)]
+        return tuple(f.contiguous() for f in feats)  # contiguous NCHW, as mmcv's RoIAlign reads it
 
     # layer-wise learning-rate decay (used by LayerDecayOptimWrapperConstructor)
     def num_lr_layers(self) -> int:
