@@ -100,6 +100,17 @@ def test_dots_label_counts_isolated_dots(tier):
         assert label == int(n > 7)
 
 
+@pytest.mark.parametrize("tier", probes.TIERS)
+def test_pathfinder_probe_is_the_generated_pathfinder(tier):
+    from vision_ssm.data.pathfinder import generate_pathfinder, make_spec
+    data = probes.pathfinder(8, seed=5, size=32, tier=tier)
+    raw = generate_pathfinder(make_spec(32, "medium" if tier == "default" else "easy"), 5, 0, 8)
+    assert data.images.shape == (8, 1, 32, 32) and data.images.dtype == np.float32
+    np.testing.assert_array_equal(data.images[:, 0] * 255, raw["images"])
+    np.testing.assert_array_equal(data.labels, raw["labels"])
+    assert np.bincount(data.labels).tolist() == [4, 4]
+
+
 def test_probe_data_errors_name_the_argument():
     with pytest.raises(ValueError, match="`task`"):
         probes.make_probe_data("pathfinder-x", 4, 0, 16)
@@ -177,6 +188,18 @@ def test_verdicts_judge_the_controls():
     result = dict(scans=["raster", "column", "random"], seeds=seeds, tasks=["lines", "dots"], runs=runs)
     verdicts = {v["claim"]: v for v in scan_rank.summarize(result)["verdicts"]}
     assert all(v["holds"] for v in verdicts.values())
+
+
+def test_pathfinder_reports_solved_seeds_out_of_total():
+    accs = {"raster": [0.95, 0.50, 0.91], "random": [0.50, 0.52, 0.49]}
+    runs = [dict(task="pathfinder", scan=scan, seed=seed, val_acc=a, val_by_group={"all": a})
+            for scan, values in accs.items() for seed, a in enumerate(values)]
+    result = dict(scans=list(accs), seeds=[0, 1, 2], tasks=["pathfinder"], runs=runs)
+    entry = scan_rank.summarize(result)["pathfinder"]
+    assert entry["solved"] == {"raster": 2, "random": 0}          # val >= 90%
+    from vision_ssm.bench import scan_rank_report
+    table = "\n".join(scan_rank_report._task_table("pathfinder", entry, list(accs)))
+    assert "| 2 of 3 |" in table and "| 0 of 3 |" in table
 
 
 # ------------------------------------------------------------------------------------ probes

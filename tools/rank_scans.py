@@ -3,7 +3,8 @@
 
 Trains a small Vim probe (patch 1, no 2D convolution) on generated tasks, the same seeds for every
 scan: oriented-line gap detection and an order-free dot count (the negative control); cluttered
-digits with --tasks digits. Controls run first (each probe on the easy tiers, a small CNN on each task). Writes
+digits with --tasks digits; Pathfinder, the hard tier reported as solved seeds (val >= 90%) out of
+the total, with --tasks pathfinder. Controls run first (each probe on the easy tiers, a small CNN on each task). Writes
 rank_scans.json, rank_scans.md, accuracy / orientation / receptive-field PNGs to --out, and with
 --update-zoo the section of model_zoo.md between the scans markers.
 
@@ -12,6 +13,7 @@ rank_scans.json, rank_scans.md, accuracy / orientation / receptive-field PNGs to
     python tools/rank_scans.py --device cuda --scale 4 --seeds 0 1 2 3 4 5 6 7 --out outputs/rank_scans_gpu
         # on a GPU: four times the training steps and samples, 8 seeds
     python tools/rank_scans.py --scans raster bidirectional cross --tasks lines    # VMamba's cross-scan claim
+    python tools/rank_scans.py --tasks pathfinder --device cuda --out outputs/rank_pathfinder    # the hard tier
 """
 import argparse
 import dataclasses

@@ -62,7 +62,10 @@ TASK_SETTINGS = {
     "lines": TaskSettings(size=16, steps=900, curriculum=0.3),
     "digits": TaskSettings(size=20, steps=500),
     "dots": TaskSettings(size=14, steps=300),
+    "pathfinder": TaskSettings(size=32, steps=2000, curriculum=0.3),  # the hard tier (--tasks pathfinder)
 }
+SOLVED = 0.9  # a run "solves" a hard task at this validation accuracy (Pathfinder: solved seeds out of total)
+HARD_TASKS = ("pathfinder",)
 QUICK = {"lines": TaskSettings(size=16, steps=450, train_samples=8000, val_samples=2000, curriculum=0.3)}
 
 # Published claims the default run tests: (name, scan, against, source).
@@ -305,8 +308,10 @@ def summarize(result: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for task in result["tasks"]:
         scores = _scores(result["runs"], task, scans, seeds, lambda r: r["val_acc"])
-        entry = dict(scans={s: dict(zip(("mean", "ci"), mean_ci(v))) for s, v in scores.items()},
+        entry = dict(seeds=len(seeds), scans={s: dict(zip(("mean", "ci"), mean_ci(v))) for s, v in scores.items()},
                      friedman=friedman(scores), vs_raster=paired_tests(scores, BASELINE))
+        if task in HARD_TASKS:
+            entry["solved"] = {scan: sum(v >= SOLVED for v in vals) for scan, vals in scores.items()}
         groups = next((list(r["val_by_group"]) for r in result["runs"] if r["task"] == task), [])
         if len(groups) > 1:
             entry["by_group"] = {

@@ -24,7 +24,9 @@ def _p(x: float | None) -> str:
 
 def _task_table(task: str, entry: Mapping[str, Any], scans) -> list[str]:
     by_group = entry.get("by_group", {})
+    solved = entry.get("solved")
     head = ["scan", "val acc % (95% CI)", "Δ vs raster (pt)", "p (Holm)"] + [f"{g} %" for g in by_group]
+    head += ["solved seeds"] if solved is not None else []
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for scan in scans:
         m = entry["scans"][scan]
@@ -33,6 +35,7 @@ def _task_table(task: str, entry: Mapping[str, Any], scans) -> list[str]:
                  "–" if test is None else f"{100 * test['diff']:+.1f} ± {_pct(test['ci'])}",
                  "–" if test is None else _p(test.get("p_holm"))]
         cells += [_pct(g["scans"][scan]["mean"]) for g in by_group.values()]
+        cells += [f"{solved[scan]} of {entry['seeds']}"] if solved is not None else []
         rows.append("| " + " | ".join(cells) + " |")
     fr = entry["friedman"]
     rows.append("")

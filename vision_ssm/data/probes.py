@@ -6,6 +6,8 @@
 ``digits``    scikit-learn's 8x8 digits pasted at a random place on a canvas cluttered with
               fragments of other digits; the label is the digit.
 ``dots``      the order-free control: isolated dots, label 1 when there are more than ``threshold``.
+``pathfinder``  the hard tier: are the two dots joined by one dashed curve, among distractor curves
+              (:mod:`vision_ssm.data.pathfinder`, "medium"; the easy tiers use its "easy").
 
 Each generator returns ``ProbeData`` (images (n, 1, S, S) float32 in [0, 1], labels (n,) int64 and a
 per-sample ``group``: the line's orientation, else 0).  ``tier="easy"`` is the version a probe must
@@ -20,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["ProbeData", "ORIENTATIONS", "TASKS", "TIERS", "lines", "cluttered_digits", "count_dots",
-           "make_probe_data"]
+           "pathfinder", "make_probe_data"]
 
 ORIENTATIONS = ("horizontal", "vertical", "diagonal", "antidiagonal")
 TIERS = ("easy", "start", "default")
@@ -180,7 +182,19 @@ def count_dots(count: int, seed: int, size: int = 16, tier: str = "default", thr
     return ProbeData(images, labels.astype(np.int64), np.zeros(count, np.int64), 2)
 
 
-TASKS: dict[str, Callable[..., ProbeData]] = {"lines": lines, "digits": cluttered_digits, "dots": count_dots}
+def pathfinder(count: int, seed: int, size: int = 32, tier: str = "default") -> ProbeData:
+    """Pathfinder at ``size`` px: label 1 when the two dots lie on one dashed curve.  ``default`` is
+    the "medium" difficulty, ``easy`` and ``start`` the "easy" one (shorter curves, one distractor)."""
+    from .pathfinder import generate_pathfinder, make_spec
+    _check_tier(tier)
+    size = _check_size(size, 24)
+    data = generate_pathfinder(make_spec(size, "medium" if tier == "default" else "easy"), seed, 0, count)
+    images = (data["images"][:, None] / 255.0).astype(np.float32)
+    return ProbeData(images, data["labels"].astype(np.int64), np.zeros(count, np.int64), 2)
+
+
+TASKS: dict[str, Callable[..., ProbeData]] = {"lines": lines, "digits": cluttered_digits, "dots": count_dots,
+                                              "pathfinder": pathfinder}
 
 
 def make_probe_data(task: str, count: int, seed: int, size: int, tier: str = "default", split: str = "train") -> ProbeData:
