@@ -21,8 +21,11 @@ pytestmark = pytest.mark.mmlab
 
 MANIFESTS = Path("/work/shared/reference/manifests")
 FULL_CONFIGS = sorted(p for task in ("segmentation", "detection", "tracking") for p in (CONFIGS / task).glob("*.py"))
+from vision_ssm.mmlab.toy_twins import TWINS  # noqa: E402
+
+CONTROLS = {CONFIGS / t.control for t in TWINS if t.control}  # OpenMMLab's own backbones
 TOY_CONFIGS = sorted(p for task in ("segmentation", "detection", "tracking")
-                     for p in (CONFIGS / task / "toy").glob("*.py"))
+                     for p in (CONFIGS / task / "toy").glob("*.py") if p not in CONTROLS)
 
 
 def _expectations(model_cfg):
@@ -533,3 +536,19 @@ def test_vim_recipes_use_the_official_backbones():
         b = Config.fromfile(str(CONFIGS / name)).model.backbone
         assert (b.feature_type, b.class_token, b.out_norm) == (feature_type, False, False), name
         assert (b.get("rope", False), b.get("rope_pretrain_grid", 14)) == (rope, 14), name
+
+
+def test_ln2d_norm_of_necks_and_heads_is_read_right_by_roi_align():
+    """``norm_cfg=dict(type='LN2d')`` (ViTDet's simple FPN and heads): a LayerNorm over channels whose
+    output mmcv's RoIAlign reads as torchvision's does (a channels-last result was misread)."""
+    from mmcv.cnn import build_norm_layer
+    from mmcv.ops import RoIAlign
+    from torchvision.ops import roi_align
+    _, norm = build_norm_layer(dict(type="LN2d", requires_grad=True), 8)
+    x = torch.randn(2, 8, 12, 20)
+    y = norm(x)
+    expected = (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, unbiased=False, keepdim=True) + norm.eps)
+    torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
+    rois = torch.tensor([[0, 1.0, 2.0, 15.0, 10.0], [1, 4.0, 0.0, 19.0, 11.0]])
+    torch.testing.assert_close(RoIAlign((5, 5), 1.0, sampling_ratio=2, aligned=True)(y, rois),
+                               roi_align(y, rois, (5, 5), 1.0, 2, aligned=True))

@@ -43,9 +43,9 @@ def _register_norms() -> None:
     """``norm_cfg=dict(type='LN2d')``: a LayerNorm over the channels of NCHW maps (ViTDet's heads)."""
     from mmengine.registry import MODELS
 
-    from vision_ssm.layers.norm import LayerNorm2d
+    from .backbones import ContiguousLayerNorm2d
     if "LN2d" not in MODELS.module_dict:
-        MODELS.register_module("LN2d", module=LayerNorm2d)
+        MODELS.register_module("LN2d", module=ContiguousLayerNorm2d)
 
 
 REGISTERED_IN = _register()

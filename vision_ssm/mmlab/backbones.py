@@ -380,6 +380,14 @@ class VMambaBackbone(_TimmBackbone):
         return tuple(getattr(self, f"outnorm{i}")(f).contiguous() for i, f in zip(self.out_indices, feats))
 
 
+class ContiguousLayerNorm2d(LayerNorm2d):
+    """``LN2d`` for OpenMMLab necks and heads: the channel LayerNorm with a contiguous NCHW result,
+    since mmcv's RoIAlign reads raw memory (a channels-last map would be misread)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x).contiguous()
+
+
 class _Deconv(nn.Sequential):
     """ConvTranspose2d kernel 2 stride 2 (x2 upsampling)."""
 
