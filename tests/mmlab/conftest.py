@@ -42,19 +42,10 @@ def toy_root(tmp_path_factory) -> Path:
 
 def toy_data_root(toy_root: Path, cfg) -> str:
     """The toy data directory a toy config's ``data_root`` ('data/toy/...') stands for."""
-    rel = cfg.data_root
-    assert rel.startswith("data/toy/"), rel
-    return str(toy_root / rel[len("data/toy/"):])
+    from vision_ssm.mmlab.toy_twins import toy_data_root as resolve
+    return resolve(toy_root, cfg)
 
 
-def load_config(path: Path, toy_root: Path | None = None, work_dir: Path | None = None):
-    from mmengine.config import Config
-
-    import vision_ssm.mmlab  # noqa: F401
-    from vision_ssm.mmlab.utils import set_data_root
-    cfg = Config.fromfile(str(path))
-    if toy_root is not None:
-        set_data_root(cfg, toy_data_root(toy_root, cfg))
-    if work_dir is not None:
-        cfg.work_dir = str(work_dir)
-    return cfg
+def load_config(path: Path, toy_root: Path | None = None, work_dir: Path | None = None, max_iters: int | None = None):
+    from vision_ssm.mmlab.toy_twins import load_toy_config
+    return load_toy_config(path, toy_root, work_dir, max_iters)

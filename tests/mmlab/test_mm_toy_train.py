@@ -1,5 +1,8 @@
 """Every toy config trains a few iterations with a decreasing loss and evaluates to its real metric.
 
+Twins with a learning schedule (``vision_ssm.mmlab.toy_twins``) run its first ``SMOKE_ITERS`` here;
+``test_mm_toy_learn.py`` (slow) runs the whole schedule and checks the target.
+
 "Decreasing loss": the training loss of one fixed batch (fixed seeds) before and after training.
 For the trackers the association losses are left out of that sum (QDTrack's ``loss_track`` /
 ``loss_track_aux``, MaskTrack R-CNN's ``loss_match``), and for QDTrack the second-stage box
@@ -30,9 +33,11 @@ pytestmark = pytest.mark.mmlab
 TOYS = {
     "segmentation/toy/upernet_vmamba-toy_ade20k-64x64.py": ["mIoU", "aAcc"],
     "segmentation/toy/upernet_vim-toy_ade20k-64x64.py": ["mIoU", "aAcc"],
+    "segmentation/toy/upernet_r18-toy_ade20k-64x64.py": ["mIoU", "aAcc"],
     "detection/toy/mask-rcnn_vmamba-toy_fpn_1x_coco.py": ["coco/bbox_mAP", "coco/segm_mAP"],
     "detection/toy/mask-rcnn_vanilla-vmamba-toy_fpn_ms-3x_coco.py": ["coco/bbox_mAP", "coco/segm_mAP"],
     "detection/toy/cascade-mask-rcnn_vim-toy_simple-fpn_coco.py": ["coco/bbox_mAP", "coco/segm_mAP"],
+    "detection/toy/mask-rcnn_r18-toy_fpn_coco.py": ["coco/bbox_mAP", "coco/segm_mAP"],
     "tracking/toy/qdtrack_faster-rcnn_vmamba-toy_fpn_mot17-toy.py":
         ["motchallenge-metric/HOTA", "motchallenge-metric/MOTA", "motchallenge-metric/IDF1", "coco/bbox_mAP"],
     "tracking/toy/qdtrack_faster-rcnn_vim-toy_simple-fpn_mot17-toy.py":
@@ -65,21 +70,22 @@ def _fixed_batch_loss(model, batch) -> dict:
     return {k: float(sum(v) if isinstance(v, (list, tuple)) else v) for k, v in losses.items() if "loss" in k}
 
 
+SMOKE_ITERS = 10
+
+
 def train_and_test(rel, toy_root, work_dir):
-    from mmengine.runner import Runner
-    cfg = load_config(CONFIGS / rel, toy_root, work_dir)
-    # evaluate once, after training, with the test loop (same data and metric as validation)
-    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=10 ** 6, save_last=False)
-    runner = Runner.from_cfg(cfg)
-    runner.model.init_weights()  # what train() does first (a second call there is a no-op)
-    batch = next(iter(runner.build_dataloader(copy.deepcopy(cfg.train_dataloader), seed=0)))
-    before = _fixed_batch_loss(runner.model, batch)
-    runner.train()
-    after = _fixed_batch_loss(runner.model, batch)
-    logged = np.asarray(runner.message_hub.get_scalar("train/loss").data[0], dtype=float)
-    metrics = runner.test()
-    return before, after, logged, metrics
+    from vision_ssm.mmlab.toy_twins import TWINS, train_and_test as run
+    scheduled = {t.config for t in TWINS} | {t.control for t in TWINS if t.control}
+    cfg = load_config(CONFIGS / rel, toy_root, work_dir, max_iters=SMOKE_ITERS if rel in scheduled else None)
+    fixed = {}
+
+    def measure_before(runner):
+        fixed["batch"] = next(iter(runner.build_dataloader(copy.deepcopy(cfg.train_dataloader), seed=0)))
+        fixed["before"] = _fixed_batch_loss(runner.model, fixed["batch"])
+
+    result = run(cfg, before_train=measure_before)
+    after = _fixed_batch_loss(result["runner"].model, fixed["batch"])
+    return fixed["before"], after, np.asarray(result["losses"], dtype=float), result["metrics"]
 
 
 @pytest.mark.parametrize("rel", list(TOYS))

@@ -8,7 +8,7 @@ Layout (the one mmdet's ``CocoDataset`` and ``CocoMetric`` read)::
 
 Squares and triangles are annotated with polygons, circles with (uncompressed) RLE masks, so both
 COCO segmentation encodings are exercised.  Each category has its own colour range so that the
-task is learnable in a few iterations.
+task is learnable in a few hundred iterations.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ CATEGORIES = [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name 
 COLORS = {"square": (40, 40, 220), "circle": (40, 200, 40), "triangle": (220, 60, 40)}  # BGR
 
 
-def make_coco(root: str, seed: int = 0, num_train: int = 16, num_val: int = 8,
+def make_coco(root: str, seed: int = 0, num_train: int = 200, num_val: int = 24,
               size=(160, 128), max_objects: int = 3) -> dict:
     """Writes the toy COCO set under ``root``; returns {'train': ann_path, 'val': ann_path}."""
     width, height = size
