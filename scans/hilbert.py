@@ -87,11 +87,8 @@ class HilbertScan(ScanStrategy):
         check_choice("major", major, MAJORS)
         super().__init__(directions=directions, major=major)
         self.major = major
-        if directions == 1:
-            self.direction_names = ("curve",)
-        else:
-            names = ("curve", "curve_t")[: directions // 2]
-            self.direction_names = names + tuple(f"{n}_rev" for n in names)
+        names = ("curve", "curve_t")[: max(1, directions // 2)]
+        self.direction_names = names if directions == 1 else names + tuple(f"{n}_rev" for n in names)
 
     def build_orders(self, H, W):
         curves = [gilbert_order(H, W, self.major)]

@@ -52,9 +52,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"--data-root {data_root} is not a directory (write one with tools/make_toy_data.py)")
 
     twins = toy_twins.select(args.families)
-    configs = [t.config for t in twins]
-    if not args.no_controls:
-        configs += list(dict.fromkeys(t.control for t in twins if t.control))
+    configs = toy_twins.scheduled_configs(twins, controls=not args.no_controls)
     start, runs = time.perf_counter(), []
     for i, config in enumerate(configs, 1):
         print(f"[{i}/{len(configs)}] {config} ...", flush=True)

@@ -74,9 +74,8 @@ SMOKE_ITERS = 10
 
 
 def train_and_test(rel, toy_root, work_dir):
-    from vision_ssm.mmlab.toy_twins import TWINS, train_and_test as run
-    scheduled = {t.config for t in TWINS} | {t.control for t in TWINS if t.control}
-    cfg = load_config(CONFIGS / rel, toy_root, work_dir, max_iters=SMOKE_ITERS if rel in scheduled else None)
+    from vision_ssm.mmlab.toy_twins import scheduled_configs, train_and_test as run
+    cfg = load_config(CONFIGS / rel, toy_root, work_dir, max_iters=SMOKE_ITERS if rel in scheduled_configs() else None)
     fixed = {}
 
     def measure_before(runner):

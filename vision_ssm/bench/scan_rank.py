@@ -158,6 +158,10 @@ def _accuracy(model: nn.Module, data: ProbeData, device: torch.device, limit: in
     return float(correct.mean()), by_group
 
 
+def _tensors(data: ProbeData) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(data.images), torch.from_numpy(data.labels)
+
+
 def train_probe(model: nn.Module, train: ProbeData, val: ProbeData, settings: TaskSettings, seed: int,
                 device: torch.device | str = "cpu", start: ProbeData | None = None) -> dict[str, Any]:
     """AdamW, linear warmup then cosine decay, grad-norm clip 1; batches drawn with ``seed``.
@@ -173,13 +177,11 @@ def train_probe(model: nn.Module, train: ProbeData, val: ProbeData, settings: Ta
     if settings.curriculum and start is None:
         raise ValueError(f"`start` data is needed for curriculum={settings.curriculum}")
     switch = int(settings.curriculum * settings.steps)
-    images, labels = torch.from_numpy(train.images), torch.from_numpy(train.labels)
-    if switch:
-        images, labels = torch.from_numpy(start.images), torch.from_numpy(start.labels)
+    images, labels = _tensors(start if switch else train)
     losses, t0, running = [], time.perf_counter(), 0.0
     for step in range(settings.steps):
-        if step == switch and switch:
-            images, labels = torch.from_numpy(train.images), torch.from_numpy(train.labels)
+        if step == switch > 0:
+            images, labels = _tensors(train)
         scale = (step + 1) / warm if step < warm else \
             0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, settings.steps - warm)))
         for g, lr in zip(opt.param_groups, base):

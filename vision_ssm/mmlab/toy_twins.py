@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 from .utils import set_data_root
 
 __all__ = ["Twin", "TWINS", "FAMILIES", "CONFIGS", "BEGIN", "END", "toy_data_root", "load_toy_config",
-           "train_and_test", "markdown", "select", "below_target"]
+           "train_and_test", "markdown", "select", "below_target", "scheduled_configs"]
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 BEGIN, END = "<!-- toy:begin -->", "<!-- toy:end -->"
@@ -141,6 +141,12 @@ def below_target(result: Mapping[str, Any]) -> list[str]:
     return [f"{t['config']}: {m} {runs[t['config']]['metrics'][m]:.3g} < {target:g}"
             for t in result["twins"] for m, target in t["targets"]
             if t["config"] in runs and runs[t["config"]]["metrics"][m] < target]
+
+
+def scheduled_configs(twins: Sequence[Twin] = TWINS, controls: bool = True) -> list[str]:
+    """The twins' configs, then (with ``controls``) each distinct control once."""
+    configs = [t.config for t in twins]
+    return configs + list(dict.fromkeys(t.control for t in twins if t.control)) if controls else configs
 
 
 def select(families: Sequence[str] | None = None) -> list[Twin]:
