@@ -468,7 +468,7 @@ def test_pretrained_cfgs_point_at_the_hub():
     for short, (repo, filename) in expected.items():
         cfg = timm.models.get_pretrained_cfg(f"{short}.hustvl_in1k")
         assert (cfg.hf_hub_id, cfg.hf_hub_filename) == (repo, filename)
-        assert cfg.custom_load and cfg.first_conv == "patch_embed.proj" and cfg.classifier == "head"
+        assert not cfg.custom_load and cfg.first_conv == "patch_embed.proj" and cfg.classifier == "head"
         # the official long name is timm's deprecation alias of the short one: same cfg, a warning
         with pytest.warns(UserWarning, match=short):
             alias = timm.create_model(vim_mod.OFFICIAL_NAMES[short], device="meta")

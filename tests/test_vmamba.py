@@ -216,7 +216,7 @@ def test_pretrained_cfgs_have_release_urls():
     for name in MODELS.values():
         cfg = timm.models.get_pretrained_cfg(f"{name}.in1k")
         assert cfg.url.startswith("https://github.com/MzeroMiko/VMamba/releases/download/%23v")
-        assert cfg.custom_load and cfg.classifier == "classifier.head" and cfg.first_conv == "patch_embed.0"
+        assert not cfg.custom_load and cfg.classifier == "classifier.head" and cfg.first_conv == "patch_embed.0"
     assert timm.models.get_pretrained_cfg("vmamba_tiny_s1l8.in1k").url.endswith(
         "%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth")
     assert timm.models.get_pretrained_cfg("vanilla_vmamba_tiny.in1k").url.endswith(

@@ -172,12 +172,21 @@ def test_url_and_hub_checkpoints_go_through_timm(tmp_path, monkeypatch):
     """URLs and 'hf-hub:' names are resolved by timm's own download functions (patched here to a
     local file: no network) and then loaded by the same loader."""
     import timm.models._builder as timm_builder
+    import timm.models._hub as timm_hub
     ckpt = tmp_path / "v.pth"
     ref = _train_py_checkpoint(ckpt, "vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1))
     seen = []
     monkeypatch.setattr(timm_builder, "download_cached_file", lambda url, *a, **k: seen.append(url) or str(ckpt))
-    monkeypatch.setattr(timm_builder, "load_custom_from_hf", lambda repo, filename, model, cache_dir=None:
-                        seen.append((repo, filename)) or model.load_pretrained(str(ckpt)))
+    monkeypatch.setattr(timm_builder, "has_hf_hub", lambda necessary=False: True)
+    monkeypatch.setattr(timm_hub, "has_hf_hub", lambda necessary=False: True)
+
+    def fake_hub_download(repo_id, filename, **kwargs):
+        if filename != "v.pth":  # timm first asks for a safetensors alternative
+            raise timm_hub.EntryNotFoundError(filename)
+        seen.append((repo_id, filename))
+        return str(ckpt)
+
+    monkeypatch.setattr(timm_hub, "hf_hub_download", fake_hub_download)
     for source in ("https://example.invalid/weights/v.pth", "hf-hub:owner/repo/v.pth"):
         b = VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1),
                            init_cfg=dict(type="Pretrained", checkpoint=source))

@@ -44,6 +44,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 from vision_ssm.ops import selective_scan
 
 from .scan_backend import check_scan_backend
+from .ss2d import A_logs_init, mamba_dt_init_
 
 __all__ = ["BiMamba", "direction_suffix", "direction_param_names"]
 
@@ -218,12 +219,12 @@ class BiMamba(nn.Module):
             x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False, **fk)
             dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True, **fk)
             if k == 0 or dt_init_mode == "mamba":
-                self._mamba_dt_init(dt_proj, dt_init, dt_scale, dt_min, dt_max, dt_init_floor)
+                mamba_dt_init_(dt_proj.weight, dt_proj.bias, dt_scale, dt_init, dt_min, dt_max, dt_init_floor)
+                dt_proj.bias._no_reinit = True
             else:
                 # official v2: dt_proj_b keeps nn.Linear's init; the model-level init zeroes its bias
                 nn.init.zeros_(dt_proj.bias)
-            A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32, device=device)
-                                           ).repeat(self.d_inner, 1))
+            A_log = nn.Parameter(A_logs_init(1, self.d_inner, d_state, device=device))
             A_log._no_weight_decay = True
             D = nn.Parameter(torch.ones(self.d_inner, device=device))
             D._no_weight_decay = True
@@ -234,19 +235,6 @@ class BiMamba(nn.Module):
             setattr(self, names["x_proj"], x_proj)
             setattr(self, names["dt_proj"], dt_proj)
         self.out_proj = nn.Linear(self.d_inner, dim, bias=bias, **fk)
-
-    @staticmethod
-    def _mamba_dt_init(dt_proj: nn.Linear, dt_init, dt_scale, dt_min, dt_max, dt_init_floor):
-        std = dt_proj.in_features ** -0.5 * dt_scale
-        with torch.no_grad():
-            if dt_init == "constant":
-                nn.init.constant_(dt_proj.weight, std)
-            else:
-                nn.init.uniform_(dt_proj.weight, -std, std)
-            dt = torch.exp(torch.rand(dt_proj.out_features, device=dt_proj.bias.device)
-                           * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=dt_init_floor)
-            dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
-        dt_proj.bias._no_reinit = True
 
     # ------------------------------------------------------------------ direction parameters
     def _direction(self, k: int, what: str):

@@ -45,7 +45,7 @@ from vision_ssm.ops import selective_scan
 from .norm import LayerNorm2d
 from .scan_backend import check_scan_backend
 
-__all__ = ["SS2D", "Linear2d", "resolve_scan", "parse_forward_type", "dt_projs_init", "A_logs_init",
+__all__ = ["SS2D", "Linear2d", "resolve_scan", "parse_forward_type", "mamba_dt_init_", "A_logs_init",
            "Ds_init"]
 
 
@@ -90,26 +90,28 @@ def parse_forward_type(forward_type: str) -> dict:
                 out_norm=out_norm, cast_out=True)
 
 
-def dt_projs_init(K: int, dt_rank: int, d_inner: int, dt_scale: float = 1.0, dt_init: str = "random",
-                  dt_min: float = 0.001, dt_max: float = 0.1, dt_init_floor: float = 1e-4):
-    """Mamba's dt projection init: weight ~ U(+-dt_rank^-0.5 * dt_scale) (or that constant);
-    bias = softplus^-1(dt) with dt log-uniform in [dt_min, dt_max] (clamped at dt_init_floor)."""
-    std = dt_rank ** -0.5 * dt_scale
+@torch.no_grad()
+def mamba_dt_init_(weight: torch.Tensor, bias: torch.Tensor, dt_scale: float = 1.0, dt_init: str = "random",
+                   dt_min: float = 0.001, dt_max: float = 0.1, dt_init_floor: float = 1e-4) -> None:
+    """Mamba's dt projection init, in place, for one projection (weight (D, R), bias (D,)) or K of
+    them ((K, D, R), (K, D)): weight ~ U(+-R^-0.5 * dt_scale) (or that constant); bias = softplus^-1(dt)
+    with dt log-uniform in [dt_min, dt_max] (clamped at dt_init_floor).  The weight's random draws
+    come first, then the bias's."""
+    std = weight.shape[-1] ** -0.5 * dt_scale
     if dt_init == "constant":
-        weight = torch.full((K, d_inner, dt_rank), std)
+        weight.fill_(std)
     elif dt_init == "random":
-        weight = torch.empty(K, d_inner, dt_rank).uniform_(-std, std)
+        weight.uniform_(-std, std)
     else:
         raise ValueError(f"dt_init must be 'random' or 'constant', got {dt_init!r}")
-    dt = torch.exp(torch.rand(K, d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-    dt = dt.clamp(min=dt_init_floor)
-    bias = dt + torch.log(-torch.expm1(-dt))  # inverse of softplus
-    return weight, bias
+    dt = torch.exp(torch.rand(bias.shape, device=bias.device) * (math.log(dt_max) - math.log(dt_min))
+                   + math.log(dt_min)).clamp(min=dt_init_floor)
+    bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse of softplus
 
 
-def A_logs_init(K: int, d_inner: int, d_state: int) -> torch.Tensor:
+def A_logs_init(K: int, d_inner: int, d_state: int, device=None) -> torch.Tensor:
     """S4D-real: A = -(1..N) for every channel and direction, stored as log (K*d_inner, N)."""
-    return torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(K * d_inner, 1)
+    return torch.log(torch.arange(1, d_state + 1, dtype=torch.float32, device=device)).repeat(K * d_inner, 1)
 
 
 def Ds_init(K: int, d_inner: int) -> torch.Tensor:
@@ -204,14 +206,13 @@ class SS2D(nn.Module):
     @torch.no_grad()
     def reset_ssm_parameters(self):
         """VMamba's init of x_proj / dt_proj / A_logs / Ds (``initialize`` "v0", "v1" or "v2")."""
-        K, D, N, R = self.num_directions, self.d_inner, self.d_state, self.dt_rank
+        K, D, N = self.num_directions, self.d_inner, self.d_state
         c = self._init_cfg
         bound = 1.0 / math.sqrt(D)  # nn.Linear's default init of each (R+2N, D) x_proj
         self.x_proj_weight.uniform_(-bound, bound)
         if c["initialize"] == "v0":
-            w, b = dt_projs_init(K, R, D, c["dt_scale"], c["dt_init"], c["dt_min"], c["dt_max"], c["dt_init_floor"])
-            self.dt_projs_weight.copy_(w)
-            self.dt_projs_bias.copy_(b)
+            mamba_dt_init_(self.dt_projs_weight, self.dt_projs_bias, c["dt_scale"], c["dt_init"], c["dt_min"],
+                           c["dt_max"], c["dt_init_floor"])
             self.A_logs.copy_(A_logs_init(K, D, N))
         elif c["initialize"] == "v1":
             self.dt_projs_weight.normal_().mul_(0.1)

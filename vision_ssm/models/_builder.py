@@ -1,135 +1,120 @@
-"""Building the zoo's models through timm, with pretrained weights read by OUR safe loader.
+"""Building the zoo's models and loading their weights the way timm's own model files do.
 
-Shared by every backbone (VMamba, Vim).  Public API:
+Each model file has a ``checkpoint_filter_fn(state_dict, model)`` that converts official checkpoints
+and ends with :func:`adapt_to_model` (first conv to ``in_chans``, a classifier that does not fit left
+at the model's init), and its ``_create_*`` calls :func:`build_ssm_model`:
+``timm.models.build_model_with_cfg`` with ``pretrained_filter_fn`` and ``feature_cfg``, plus:
 
-``build_ssm_model(model_cls, variant, pretrained=False, *, default_out_indices=None, **kwargs)``
-    ``timm.models.build_model_with_cfg`` with
-      * ``feature_cfg=dict(feature_cls='getter', out_indices=...)``: ``features_only=True`` gives
-        timm's ``FeatureGetterNet`` over the model's ``forward_intermediates``;
-      * every pretrained source routed to :func:`load_pretrained_checkpoint`: through ``custom_load``
-        ``file`` (local ``.pth`` / ``.safetensors``, e.g. ``pretrained_cfg_overlay=dict(file=PATH)``),
-        ``url`` (downloaded to timm's cache first) and ``hf-hub`` (``hf_hub_id`` + ``hf_hub_filename``,
-        which timm fetches and hands to ``model.load_pretrained`` when ``custom_load == 'hf'``); an
-        in-memory ``state_dict`` (``pretrained_cfg_overlay=dict(state_dict=...)``, a state dict or a
-        training dict), which timm would load itself, is loaded right after the model is built.
-    Extra keyword arguments understood here (all optional, removed before the model sees them):
-      ``pretrained_filter_fn``  ``(state_dict, model) -> state_dict``; default: the class attribute
-                                ``model_cls.checkpoint_filter_fn`` (a staticmethod) if there is one.
-      ``pretrained_strict``     raise on missing / unexpected keys (default True).
-      ``pretrained_use_ema``    load the EMA weights of a training dict (default False).
-      ``feature_cfg``           overrides for the feature wrapper (e.g. default ``out_indices``);
-                                the default ``out_indices`` is ``default_out_indices``, else
-                                ``model_cls.default_out_indices``, else (0, 1, 2, 3).
+* ``pretrained_strict`` (default True) and ``pretrained_use_ema`` (default False) arguments;
+* the filtered state dict checked against the model (:func:`check_state_dict`): missing, unexpected
+  and mis-shaped keys are a :class:`PretrainedLoadError` naming them (a warning with
+  ``pretrained_strict=False``), also where timm would load non-strictly (another ``num_classes``);
+* a local file (``pretrained_cfg_overlay=dict(file=...)``) or URL (downloaded to timm's cache by
+  timm's ``download_cached_file``) read by the zoo's safe reader
+  (:func:`vision_ssm.checkpoint.load_checkpoint_file`: safetensors, or weights-only ``torch.load``
+  with an allow-list; ``CorruptCheckpointError`` for a broken file), the training dict unwrapped
+  (EMA weights only with ``pretrained_use_ema``), and handed to timm as its in-memory ``state_dict``
+  source; Hugging Face hub files are read by timm, with the same allow-list in force;
+* a failed download raised as :class:`PretrainedLoadError` naming the URL / hub id and the
+  ``pretrained_cfg_overlay=dict(file=...)`` alternative;
+* ``feature_cls='fx'``: :class:`~vision_ssm.models._fx.FeatureGraphMaps`.
 
-``load_pretrained_checkpoint(model, source, filter_fn=None, use_ema=False, strict=True)``
-    ``source``: a checkpoint file, or a checkpoint already in memory (state dict or training dict).
-    load_checkpoint_file -> unwrap_state_dict -> strip ``module.`` -> filter_fn -> drop a
-    classifier head whose weight or bias no longer fits (another num_classes or width: timm's
-    behaviour, reported with the shapes; weight and bias together) -> adapt the first conv to
-    ``in_chans`` when needed -> ``load_state_dict(strict=False)`` -> raise (strict) or warn,
-    naming every missing / unexpected / mis-shaped key.
-
-``PretrainedLoaderMixin``
-    gives a model ``load_pretrained(source)``, the hook timm calls for ``custom_load`` sources.
-
-``make_cfg(url=None, hf_hub_id=None, hf_hub_filename=None, **kw)``
-    a ``default_cfgs`` entry (a dict for ``timm.models.generate_default_cfgs``) with
-    ``custom_load`` set so that the weights always go through our loader.
+A built model loads a file with ``timm.models.load_checkpoint(model, path, filter_fn=checkpoint_filter_fn)``
+(timm's reader, which prefers EMA weights unless ``use_ema=False``) or with
+:func:`load_pretrained_checkpoint` (the zoo's reader and key report; ``model.load_pretrained(path)``).
 """
 from __future__ import annotations
 
 import logging
 import os
-import types
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 import torch
 import torch.nn as nn
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.models import build_model_with_cfg, resolve_pretrained_cfg
+import timm.models._builder as timm_builder  # its download_cached_file / has_hf_hub, as timm calls them
+from timm.models import PretrainedCfg, adapt_input_conv, build_model_with_cfg, resolve_pretrained_cfg
 
-from vision_ssm.checkpoint import load_checkpoint_file, report_incompatible_keys, state_dict_from_checkpoint
+from vision_ssm.checkpoint import (SAFE_CHECKPOINT_TYPES, STAND_IN_GLOBALS, load_checkpoint_file,
+                                   report_incompatible_keys, state_dict_from_checkpoint)
+
+from ._fx import FeatureGraphMaps
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ["build_ssm_model", "load_pretrained_checkpoint", "PretrainedLoaderMixin", "make_cfg",
-           "PretrainedLoadError"]
+__all__ = ["build_ssm_model", "load_pretrained_checkpoint", "adapt_to_model", "check_state_dict",
+           "PretrainedLoaderMixin", "PretrainedLoadError"]
 
 FilterFn = Callable[[Dict[str, torch.Tensor], nn.Module], Dict[str, torch.Tensor]]
 CheckpointSource = Union[str, os.PathLike, Mapping[str, Any]]
 
-_SOURCE_KEYS = ("file", "url", "hf_hub_id", "hf_hub_filename")
-
 
 class PretrainedLoadError(RuntimeError):
-    """A checkpoint does not fit the model (missing, unexpected or mis-shaped keys)."""
+    """A checkpoint does not fit the model (missing, unexpected or mis-shaped keys), or its download failed."""
 
 
-def _as_tuple(names) -> Tuple[str, ...]:
-    if not names:
-        return ()
-    return (names,) if isinstance(names, str) else tuple(names)
+def adapt_to_model(state_dict: Dict[str, torch.Tensor], model: nn.Module, first_conv: str,
+                   classifier: str) -> Dict[str, torch.Tensor]:
+    """What every zoo filter ends with: the ``first_conv`` weight converted to the model's input
+    channels (timm's ``adapt_input_conv``), and a ``classifier`` whose weight or bias does not fit
+    (another ``num_classes`` or width, or none with ``num_classes=0``) left at the model's own init,
+    weight and bias together, with a warning naming the shapes."""
+    state_dict = dict(state_dict)
+    model_sd = model.state_dict()
+    key = first_conv + ".weight"
+    src, dst = state_dict.get(key), model_sd.get(key)
+    if src is not None and dst is not None and src.dim() == 4 and src.shape != dst.shape \
+            and src.shape[0] == dst.shape[0] and src.shape[2:] == dst.shape[2:]:
+        state_dict[key] = adapt_input_conv(dst.shape[1], src)
+        _logger.info(f"Converted input conv {first_conv} from {src.shape[1]} to {dst.shape[1]} channels")
 
-
-def _classifier_names(model: nn.Module) -> Tuple[str, ...]:
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    names = cfg.get("classifier") if isinstance(cfg, dict) else None
-    if names is None:
-        names = getattr(model, "classifier_names", None)
-    return _as_tuple(names)
-
-
-def _first_conv_names(model: nn.Module) -> Tuple[str, ...]:
-    traits = getattr(model, "_traits", None) or {}
-    names = traits.get("first_conv")
-    if names is None:
-        cfg = getattr(model, "pretrained_cfg", None) or {}
-        names = cfg.get("first_conv") if isinstance(cfg, dict) else None
-    return _as_tuple(names)
-
-
-def _adapt_first_conv(model: nn.Module, state_dict: Dict[str, torch.Tensor],
-                      model_sd: Dict[str, torch.Tensor]) -> None:
-    """Converts an RGB stem to the model's ``in_chans`` (timm's ``adapt_input_conv``)."""
-    from timm.models import adapt_input_conv
-    for name in _first_conv_names(model):
-        key = name + ".weight"
-        if key not in state_dict or key not in model_sd:
-            continue
-        src, dst = state_dict[key], model_sd[key]
-        if src.dim() == 4 and src.shape != dst.shape and src.shape[0] == dst.shape[0] \
-                and src.shape[2:] == dst.shape[2:]:
-            try:
-                state_dict[key] = adapt_input_conv(dst.shape[1], src)
-                _logger.info(f"Converted input conv {name} from {src.shape[1]} to {dst.shape[1]} channels")
-            except NotImplementedError:
-                pass
-
-
-def _drop_unfit_classifier(model: nn.Module, state_dict: Dict[str, torch.Tensor],
-                            model_sd: Dict[str, torch.Tensor], what: str) -> List[str]:
-    """timm's behaviour: a classifier whose weight or bias does not fit the model (another num_classes
-    or feature width, or no head with num_classes=0) is left out whole, with a warning naming the shapes.
-
-    Returns the keys left out (the model's own head stays at its random init).
-    """
-    dropped: List[str] = []
-    for name in _classifier_names(model):
-        keys = [name + suffix for suffix in (".weight", ".bias") if name + suffix in state_dict]
-        unfit = [k for k in keys if k not in model_sd or model_sd[k].shape != state_dict[k].shape]
-        if not unfit:
-            continue
+    keys = [classifier + suffix for suffix in (".weight", ".bias") if classifier + suffix in state_dict]
+    if any(k not in model_sd or model_sd[k].shape != state_dict[k].shape for k in keys):
         shapes = [f"{k} checkpoint {tuple(state_dict[k].shape)} vs model {tuple(model_sd[k].shape)}"
                   if k in model_sd else f"{k} checkpoint {tuple(state_dict[k].shape)}, not in the model"
                   for k in keys]
-        num_classes = getattr(model, "num_classes", None)
-        _logger.warning(f"{what}: classifier {name} does not fit the model"
-                        f"{f' (num_classes={num_classes})' if num_classes is not None else ''}: "
-                        f"{', '.join(shapes)}; not loaded (random init): {', '.join(keys)}")
+        _logger.warning(f"classifier {classifier} does not fit the model (num_classes="
+                        f"{getattr(model, 'num_classes', '?')}): {', '.join(shapes)}; "
+                        f"not loaded (random init): {', '.join(keys)}")
         for k in keys:
-            del state_dict[k]
-        dropped.extend(keys)
-    return dropped
+            if k in model_sd:
+                state_dict[k] = model_sd[k]
+            else:
+                del state_dict[k]
+    return state_dict
+
+
+def check_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module, strict: bool = True,
+                     what: str = "checkpoint") -> tuple:
+    """Compares a (filtered) state dict with the model: ``(loadable, report)``.
+
+    ``report = dict(missing=..., unexpected=..., mismatched=...)``.  When any is non-empty:
+    ``strict`` raises :class:`PretrainedLoadError` naming the keys, else a warning names them and
+    ``loadable`` leaves them out (missing keys keep the model's values), so that
+    ``model.load_state_dict(loadable)`` works strictly.
+    """
+    model_sd = model.state_dict()
+    missing = [k for k in model_sd if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in model_sd]
+    mismatched = [f"{k} (checkpoint {tuple(v.shape)} vs model {tuple(model_sd[k].shape)})"
+                  for k, v in state_dict.items() if k in model_sd and v.shape != model_sd[k].shape]
+    report = dict(missing=missing, unexpected=unexpected, mismatched=mismatched)
+    message = report_incompatible_keys(missing, unexpected, what=what)
+    if mismatched:
+        message = (message + "; " if message else f"{what}: ") + \
+            f"{len(mismatched)} keys with mismatched shapes: {', '.join(mismatched[:20])}"
+    if not message:
+        return dict(state_dict), report
+    if strict:
+        raise PretrainedLoadError(
+            f"{message}. The checkpoint does not match this {type(model).__name__}: check the variant / "
+            f"constructor arguments, or pass pretrained_strict=False to load it partially.")
+    _logger.warning(message)
+    loadable = {k: v for k, v in state_dict.items() if k in model_sd and v.shape == model_sd[k].shape}
+    return {**model_sd, **loadable}, report
+
+
+def _model_filter(model: nn.Module) -> Optional[FilterFn]:
+    return getattr(type(model), "checkpoint_filter_fn", None)
 
 
 def load_pretrained_checkpoint(
@@ -139,142 +124,90 @@ def load_pretrained_checkpoint(
         use_ema: bool = False,
         strict: bool = True,
 ) -> Dict[str, List[str]]:
-    """Loads a checkpoint (a file, or a state / training dict in memory) into ``model`` through the
-    safe loader; see the module docstring.
-
-    Returns ``dict(missing=..., unexpected=..., mismatched=..., dropped_head=...)``.
-    Raises :class:`PretrainedLoadError` naming the offending keys when ``strict`` and anything
-    besides a dropped classifier head is missing, unexpected or of the wrong shape.
-    """
+    """Loads a checkpoint file (or a state / training dict in memory) into ``model``: the safe reader,
+    the training dict unwrapped (``use_ema``: its EMA weights), ``filter_fn`` (default: the model's
+    ``checkpoint_filter_fn``), then :func:`check_state_dict`.  Returns its report."""
     if isinstance(source, Mapping):
         checkpoint, what = source, "in-memory checkpoint"
     else:
         checkpoint, what = load_checkpoint_file(source), f"checkpoint {os.fspath(source)}"
     state_dict = state_dict_from_checkpoint(checkpoint, use_ema=use_ema)
+    filter_fn = filter_fn if filter_fn is not None else _model_filter(model)
     if filter_fn is not None:
         state_dict = filter_fn(state_dict, model)
-    state_dict = dict(state_dict)
-    model_sd = model.state_dict()
-
-    dropped_head = _drop_unfit_classifier(model, state_dict, model_sd, what)
-    dropped_modules = {k.rsplit(".", 1)[0] for k in dropped_head}  # their keys are expected to be missing
-
-    _adapt_first_conv(model, state_dict, model_sd)
-
-    mismatched_keys = [k for k, v in state_dict.items() if k in model_sd and model_sd[k].shape != v.shape]
-    mismatched = [f"{k} (checkpoint {tuple(state_dict[k].shape)} vs model {tuple(model_sd[k].shape)})"
-                  for k in mismatched_keys]
-    for k in mismatched_keys:
-        del state_dict[k]
-
-    result = model.load_state_dict(state_dict, strict=False)
-    missing = [k for k in result.missing_keys
-               if k not in mismatched_keys and k.rsplit(".", 1)[0] not in dropped_modules]
-    unexpected = list(result.unexpected_keys)
-    message = report_incompatible_keys(missing, unexpected, what=what)
-    if mismatched:
-        message = (message + "; " if message else f"{what}: ") + \
-            f"{len(mismatched)} keys with mismatched shapes: {', '.join(mismatched[:20])}"
-    if message:
-        arch = type(model).__name__
-        if strict:
-            raise PretrainedLoadError(
-                f"{message}. The checkpoint does not match this {arch}: check the variant / "
-                f"constructor arguments, or pass pretrained_strict=False to load it partially.")
-        _logger.warning(message)
-    return dict(missing=missing, unexpected=unexpected, mismatched=mismatched, dropped_head=dropped_head)
-
-
-def _resolve_filter_fn(model: nn.Module) -> Optional[FilterFn]:
-    fn = getattr(model, "_ssm_pretrained_filter_fn", None)
-    if fn is None:
-        fn = getattr(type(model), "checkpoint_filter_fn", None)
-    return fn
-
-
-def _load_pretrained_method(self: nn.Module, checkpoint_path: CheckpointSource, use_ema: Optional[bool] = None,
-                            strict: Optional[bool] = None, filter_fn: Optional[FilterFn] = None):
-    return load_pretrained_checkpoint(
-        self, checkpoint_path,
-        filter_fn=filter_fn if filter_fn is not None else _resolve_filter_fn(self),
-        use_ema=getattr(self, "_ssm_pretrained_use_ema", False) if use_ema is None else use_ema,
-        strict=getattr(self, "_ssm_pretrained_strict", True) if strict is None else strict,
-    )
+    state_dict, report = check_state_dict(state_dict, model, strict=strict, what=what)
+    model.load_state_dict(state_dict)
+    return report
 
 
 class PretrainedLoaderMixin:
-    """``model.load_pretrained(source)``: the hook timm calls for ``custom_load`` pretrained sources
-    (``source``: a checkpoint file or an in-memory state / training dict).
+    """``model.load_pretrained(path)``: :func:`load_pretrained_checkpoint` with the model's filter."""
 
-    A class using it may define ``checkpoint_filter_fn = staticmethod(fn)`` with
-    ``fn(state_dict, model) -> state_dict``; ``build_ssm_model`` records its strict / EMA options.
-    """
-
-    def load_pretrained(self, checkpoint_path: CheckpointSource, use_ema: Optional[bool] = None,
-                        strict: Optional[bool] = None, filter_fn: Optional[FilterFn] = None):
-        return _load_pretrained_method(self, checkpoint_path, use_ema=use_ema, strict=strict,
-                                       filter_fn=filter_fn)
+    def load_pretrained(self, checkpoint_path: CheckpointSource, use_ema: bool = False, strict: bool = True):
+        return load_pretrained_checkpoint(self, checkpoint_path, use_ema=use_ema, strict=strict)
 
 
-def _route_to_custom_load(overlay: Optional[Dict[str, Any]]) -> Dict[str, Any]:
-    """timm resets ``custom_load`` to False when an overlay names a weight source; we keep our loader."""
-    overlay = dict(overlay or {})
-    if any(overlay.get(k) for k in _SOURCE_KEYS) and "custom_load" not in overlay:
-        overlay["custom_load"] = "hf"  # truthy: file/url -> load_pretrained; hf-hub (+filename) too
-    return overlay
+def _checked(filter_fn: Optional[FilterFn], strict: bool, use_ema: bool, what: str) -> FilterFn:
+    """timm's ``pretrained_filter_fn``: unwrap, ``filter_fn``, then the zoo's key check."""
+    def filter_and_check(checkpoint: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
+        state_dict = state_dict_from_checkpoint(checkpoint, use_ema=use_ema)
+        if filter_fn is not None:
+            state_dict = filter_fn(state_dict, model)
+        return check_state_dict(state_dict, model, strict=strict, what=what)[0]
+    return filter_and_check
 
 
-def build_ssm_model(model_cls, variant: str, pretrained: bool = False, *,
-                    default_out_indices: Optional[Union[int, Sequence[int]]] = None, **kwargs) -> nn.Module:
-    """Builds ``variant`` of ``model_cls`` through timm; see the module docstring."""
-    filter_fn = kwargs.pop("pretrained_filter_fn", None)
-    if filter_fn is None:
-        filter_fn = getattr(model_cls, "checkpoint_filter_fn", None)
+def build_ssm_model(model_cls: Callable[..., nn.Module], variant: str, pretrained: bool = False,
+                    **kwargs) -> nn.Module:
+    """``timm.models.build_model_with_cfg`` with the zoo's loading rules (see the module docstring)."""
     strict = kwargs.pop("pretrained_strict", True)
     use_ema = kwargs.pop("pretrained_use_ema", False)
-    if default_out_indices is None:
-        default_out_indices = tuple(getattr(model_cls, "default_out_indices", (0, 1, 2, 3)))
-    feature_cfg = dict(feature_cls="getter", out_indices=default_out_indices)
-    feature_cfg.update(kwargs.pop("feature_cfg", None) or {})
-    kwargs["pretrained_cfg_overlay"] = _route_to_custom_load(kwargs.get("pretrained_cfg_overlay"))
-    # timm loads an in-memory state_dict itself (non-strict whenever num_classes differs, no unwrapping):
-    # it is loaded here instead, between construction and timm's feature wrapper, as timm would.
-    in_memory = kwargs["pretrained_cfg_overlay"].get("state_dict") if pretrained else None
-    source_cfg = None
-    if in_memory:
-        source_cfg = resolve_pretrained_cfg(variant, pretrained_cfg=kwargs.get("pretrained_cfg"),
-                                            pretrained_cfg_overlay=kwargs["pretrained_cfg_overlay"]).to_dict()
-
-    def factory(**model_kwargs):
-        model = model_cls(**model_kwargs)
-        model._ssm_pretrained_filter_fn = filter_fn
-        model._ssm_pretrained_strict = strict
-        model._ssm_pretrained_use_ema = use_ema
-        if not hasattr(model, "load_pretrained"):
-            model.load_pretrained = types.MethodType(_load_pretrained_method, model)
-        if in_memory:
-            model.pretrained_cfg = source_cfg  # what timm sets before loading (classifier, first_conv)
-            model.pretrained_model_args = dict(kwargs.get("pretrained_model_args") or {})
-            model.load_pretrained(in_memory)
-        return model
-
+    filter_fn = kwargs.pop("pretrained_filter_fn", None)
+    if str(kwargs.get("feature_cls", "")).lower() == "fx":
+        kwargs["feature_cls"] = FeatureGraphMaps
+    cfg = resolve_pretrained_cfg(variant, pretrained_cfg=kwargs.get("pretrained_cfg"),
+                                 pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"))
+    what = "in-memory checkpoint" if cfg.state_dict else "checkpoint"
+    source = _file_or_url(cfg) if pretrained else None
+    overlay = dict(kwargs.pop("pretrained_cfg_overlay", None) or {})
     try:
-        return build_model_with_cfg(
-            factory, variant, pretrained and not in_memory,
-            pretrained_filter_fn=filter_fn,
-            pretrained_strict=strict,
-            feature_cfg=feature_cfg,
-            **kwargs,
-        )
+        if source is not None:  # read by the zoo's reader, loaded by timm as an in-memory state_dict
+            path = source if source == cfg.file else timm_builder.download_cached_file(
+                source, check_hash=False, cache_dir=kwargs.get("cache_dir"))
+            what = f"checkpoint {source}"
+            overlay["state_dict"] = state_dict_from_checkpoint(load_checkpoint_file(path), use_ema=use_ema)
+        if overlay.get("state_dict") and "num_classes" in kwargs:
+            # a classifier that fits loads (the filter leaves one that does not at its init); timm
+            # drops any whose num_classes differs from the cfg's, which describes the default weights
+            overlay["num_classes"] = kwargs["num_classes"]
+        check = _checked(filter_fn, strict, use_ema=use_ema and source is None, what=what)  # read ones: unwrapped
+        with torch.serialization.safe_globals(SAFE_CHECKPOINT_TYPES + STAND_IN_GLOBALS):  # for hub files
+            model = build_model_with_cfg(model_cls, variant, pretrained, pretrained_cfg_overlay=overlay,
+                                         pretrained_filter_fn=check, pretrained_strict=strict, **kwargs)
     except _download_errors() as err:
-        cfg = resolve_pretrained_cfg(variant, pretrained_cfg=kwargs.get("pretrained_cfg"),
-                                     pretrained_cfg_overlay=kwargs["pretrained_cfg_overlay"]).to_dict()
-        where = (f"hf-hub:{cfg['hf_hub_id']} ({cfg.get('hf_hub_filename')})" if cfg.get("hf_hub_id")  # timm's order
-                 else cfg.get("url") or "its pretrained source")
+        where = (f"hf-hub:{cfg.hf_hub_id} ({cfg.hf_hub_filename})" if source is None and cfg.hf_hub_id
+                 else source or "its pretrained source")
         raise PretrainedLoadError(
             f"could not download the weights of {variant} from {where} ({type(err).__name__}: {err}); "
             f"download the file elsewhere and pass it with "
             f"pretrained_cfg_overlay=dict(file='/path/to/file.pth'), or use checkpoint_path=") from err
+    if source is not None:  # timm records its source in pretrained_cfg: not the weights read here
+        for module in (model, getattr(model, "model", None)):
+            if isinstance(getattr(module, "pretrained_cfg", None), dict):
+                module.pretrained_cfg.pop("state_dict", None)
+    return model
+
+
+def _file_or_url(cfg: PretrainedCfg) -> Optional[str]:
+    """The local file or URL timm would load ``cfg``'s weights from (timm's order of sources), or None
+    (an in-memory state dict, or the Hugging Face hub, which timm reads itself)."""
+    if cfg.state_dict or cfg.source in ("hf-hub", "local-dir"):
+        return None
+    if cfg.file:
+        return cfg.file
+    if cfg.hf_hub_id and timm_builder.has_hf_hub():
+        return None
+    return cfg.url or None
 
 
 def _download_errors() -> tuple:
@@ -287,33 +220,3 @@ def _download_errors() -> tuple:
     except ImportError:
         pass
     return tuple(errors)
-
-
-def make_cfg(url: Optional[str] = None, hf_hub_id: Optional[str] = None,
-             hf_hub_filename: Optional[str] = None, **kw) -> Dict[str, Any]:
-    """A ``default_cfgs`` entry whose weights load through :func:`load_pretrained_checkpoint`.
-
-    With ``hf_hub_id`` the file name defaults to ``model.safetensors`` (timm only routes a hub
-    download to ``model.load_pretrained`` when a file name is given).
-    """
-    if hf_hub_id and not hf_hub_filename:
-        hf_hub_filename = "model.safetensors"
-    cfg = dict(
-        url=url,
-        hf_hub_id=hf_hub_id,
-        hf_hub_filename=hf_hub_filename,
-        custom_load="hf",  # truthy for file/url; 'hf' also routes hub files to load_pretrained
-        num_classes=1000,
-        input_size=(3, 224, 224),
-        pool_size=(7, 7),
-        crop_pct=0.875,
-        interpolation="bicubic",
-        fixed_input_size=False,
-        mean=IMAGENET_DEFAULT_MEAN,
-        std=IMAGENET_DEFAULT_STD,
-        first_conv="patch_embed.0",
-        classifier="head",
-        license="apache-2.0",
-    )
-    cfg.update(kw)
-    return {k: v for k, v in cfg.items() if v is not None or k in ("first_conv", "classifier", "pool_size")}

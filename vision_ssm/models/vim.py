@@ -49,6 +49,7 @@ turned by a 2D rotary position embedding before every block, :mod:`vision_ssm.la
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
@@ -69,14 +70,17 @@ from vision_ssm.layers.pos_embed import insert_mid_token, mid_index, resample_po
 from vision_ssm.layers.rope import RotaryEmbedding2d
 
 from vision_ssm.layers.scan_backend import check_scan_backend
-from vision_ssm.models._builder import PretrainedLoaderMixin, build_ssm_model, make_cfg
+from vision_ssm.models._builder import PretrainedLoaderMixin, adapt_to_model, build_ssm_model
 from vision_ssm.models._factory import accepts_device_dtype, new_like
+from vision_ssm.models._fx import call_untraced
 from vision_ssm.models._inputs import check_image
 
 _logger = logging.getLogger(__name__)
 
 __all__ = ["VisionMamba", "VimBlock", "VimPatchEmbed", "RMSNorm", "checkpoint_filter_fn", "checkpoint_grid",
            "patch_grid", "scan_token_orders", "resolve_scan"]
+
+torch.fx.wrap("call_untraced")  # the patch embedding, scan orders, rotary embedding and mixers branch on sizes
 
 
 # ---------------------------------------------------------------------------------------- layers
@@ -89,12 +93,23 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim, device=device, dtype=dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x if x.dtype == torch.float64 else x.float()
-        y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (y * self.weight.to(y.dtype)).to(self.weight.dtype)
+        return _rms_norm(x, self.weight, self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}, eps={self.eps}"
+
+
+@torch.fx.wrap
+def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    xf = _at_least_float32(x)
+    y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+    return (y * weight.to(y.dtype)).to(weight.dtype)
+
+
+@torch.fx.wrap
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """float32, or float64 kept (one FX call: it reads the dtype)."""
+    return x if x.dtype == torch.float64 else x.float()
 
 
 def patch_grid(size: Sequence[int], patch_size: Sequence[int], stride: Sequence[int]) -> Tuple[int, int]:
@@ -181,7 +196,7 @@ class VimBlock(nn.Module):
 
     def forward_with_update(self, x: torch.Tensor, orders: Optional[torch.Tensor] = None):
         """(the new residual stream, the mixer output added to it, before drop-path)."""
-        h = self.mixer(self.norm(x), orders)
+        h = call_untraced(self.mixer, self.norm(x), orders)
         return x + self.drop_path(h).to(x.dtype), h
 
 
@@ -210,6 +225,26 @@ def scan_token_orders(strategy, H: int, W: int, class_token: bool = True, device
         else:
             rows.append(torch.cat([tokens[k, :mid], cls, tokens[k, mid:]]))
     return torch.stack(rows)
+
+
+class ScanTokenOrders(nn.Module):
+    """The (K, L) token orders of a scan strategy per patch grid and device, cached (no parameters)."""
+
+    def __init__(self, scan, class_token: bool):
+        super().__init__()
+        self.scan = scan
+        self.class_token = class_token
+        self._cache: Dict[Tuple[int, int, str], torch.Tensor] = {}
+
+    def forward(self, H: int, W: int, device=None) -> torch.Tensor:
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        key = (int(H), int(W), str(device))
+        cached = self._cache.get(key)
+        if cached is None:
+            with torch.no_grad():
+                cached = scan_token_orders(self.scan, key[0], key[1], self.class_token, torch.device("cpu")).to(device)
+            self._cache[key] = cached
+        return cached
 
 
 # ---------------------------------------------------------------------------------------- model
@@ -331,7 +366,7 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
         reduction = self.patch_embed.stride[0]
         self.feature_info = [dict(num_chs=embed_dim, reduction=reduction, module=f"layers.{i}")
                              for i in range(depth)]
-        self._orders_cache: Dict[Tuple, Tuple[torch.Tensor, torch.Tensor]] = {}
+        self.token_orders = ScanTokenOrders(self.scan, class_token)
         if weight_init != "skip":
             self.init_weights()
 
@@ -401,36 +436,30 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
     # ------------------------------------------------------------------ helpers
     def scan_orders(self, H: int, W: int, device=None) -> torch.Tensor:
         """The token orders (K, L) of the K scan directions for an H×W patch grid, cached."""
-        device = torch.device(device) if device is not None else self.pos_embed.device
-        key = (H, W, str(device))
-        cached = self._orders_cache.get(key)
-        if cached is None:
-            with torch.no_grad():
-                cached = scan_token_orders(self.scan, H, W, self.has_class_token, torch.device("cpu")).to(device)
-            self._orders_cache[key] = cached
-        return cached
-
-    def _pos_embed_for(self, H: int, W: int) -> torch.Tensor:
-        if (H, W) == tuple(self.patch_embed.grid_size):
-            return self.pos_embed
-        return resample_pos_embed_mid_cls(self.pos_embed, (H, W), old_size=self.patch_embed.grid_size,
-                                          num_prefix_tokens=self.num_prefix_tokens)
+        return self.token_orders(H, W, device if device is not None else self.pos_embed.device)
 
     def _embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
-        check_image(x, self.in_chans, "VisionMamba")
-        x = self.patch_embed(x)  # (B, C, H', W')
+        x = _checked_image(x, self.in_chans)
+        x = call_untraced(self.patch_embed, x)  # (B, C, H', W')
         B, _, H, W = x.shape
         x = x.flatten(2).transpose(1, 2)
         if self.cls_token is not None:
             x = insert_mid_token(x, self.cls_token.expand(B, -1, -1).to(x.dtype))
-        x = self.pos_drop(x + self._pos_embed_for(H, W))
+        pos_embed = _pos_embed_for_grid(self.pos_embed, (H, W), self.patch_embed.grid_size, self.num_prefix_tokens)
+        x = self.pos_drop(x + pos_embed)
         if self.residual_in_fp32:
-            x = x.float() if x.dtype != torch.float64 else x
+            x = _at_least_float32(x)
         return x, (H, W)
+
+    def fx_feature_to_map(self):
+        """For ``feature_cls='fx'``: a block's traced output (B, L, C) -> the (B, C, H', W') map of its
+        patch tokens, as forward_intermediates gives."""
+        return functools.partial(_tokens_to_map, patch_size=self.patch_embed.patch_size,
+                                 stride=self.patch_embed.stride, class_token=self.has_class_token)
 
     def _run_block(self, block: VimBlock, x, orders, grid, with_update: bool = False):
         if self.rope is not None:
-            x = self.rope(x, grid)
+            x = call_untraced(self.rope, x, grid)
         step = block.forward_with_update if with_update else block
         if self.grad_checkpointing and not torch.jit.is_scripting() and torch.is_grad_enabled():
             return checkpoint(step, x, orders)
@@ -446,7 +475,7 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, L, C) normalised tokens (class token at index M // 2)."""
         x, (H, W) = self._embed(x)
-        orders = self.scan_orders(H, W, x.device)
+        orders = call_untraced(self.token_orders, H, W, x.device)
         for block in self.layers:
             x = self._run_block(block, x, orders, (H, W))
         return self.norm_f(x)
@@ -525,6 +554,31 @@ class VisionMamba(PretrainedLoaderMixin, nn.Module):
         if prune_head:
             self.reset_classifier(0, "")
         return take_indices
+
+
+@torch.fx.wrap
+def _checked_image(x: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """``x`` after the check of its layout (one FX call: it reads the shape)."""
+    check_image(x, in_chans, "VisionMamba")
+    return x
+
+
+@torch.fx.wrap
+def _pos_embed_for_grid(pos_embed: torch.Tensor, grid: Tuple[int, int], model_grid: Tuple[int, int],
+                        num_prefix_tokens: int) -> torch.Tensor:
+    """The position embedding of the model's grid, resampled to ``grid`` when that differs."""
+    if tuple(grid) == tuple(model_grid):
+        return pos_embed
+    return resample_pos_embed_mid_cls(pos_embed, tuple(grid), old_size=model_grid,
+                                      num_prefix_tokens=num_prefix_tokens)
+
+
+def _tokens_to_map(tokens: torch.Tensor, image: torch.Tensor, patch_size: Tuple[int, int],
+                   stride: Tuple[int, int], class_token: bool) -> torch.Tensor:
+    """(B, L, C) tokens of ``image`` -> (B, C, H', W') map of the patch tokens."""
+    H, W = patch_grid(image.shape[-2:], patch_size, stride)
+    patches = split_mid_token(tokens)[0] if class_token else tokens
+    return patches.reshape(tokens.shape[0], H, W, -1).permute(0, 3, 1, 2).contiguous()
 
 
 # ---------------------------------------------------------------------------------------- loading
@@ -606,7 +660,8 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VisionMamba
     * the rotary tables of an official ``if_rope`` model (``rope.freqs_cos`` / ``rope.freqs_sin``) are
       checked against the tables of a ``rope=True`` model (which computes them) and left out; a
       table that differs is a warning.  Without ``rope=True`` they stay, and loading reports them.
-    A training dict (``model`` / ``state_dict`` entry) is unwrapped first.
+    A training dict (``model`` / ``state_dict`` entry) is unwrapped first; :func:`adapt_to_model` ends it
+    (the stem to ``in_chans``, a classifier for other classes left at its init).
     """
     state_dict = state_dict_from_checkpoint(state_dict)
     if "cls_token" in state_dict and not model.has_class_token:
@@ -626,7 +681,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VisionMamba
         elif k == "patch_embed.proj.weight" and v.shape[-2:] != model.patch_embed.proj.weight.shape[-2:]:
             v = resample_patch_embed(v, list(model.patch_embed.patch_size), verbose=True)
         out[k] = v
-    return out
+    return adapt_to_model(out, model, first_conv=_FIRST_CONV, classifier=_CLASSIFIER)
 
 
 VisionMamba.checkpoint_filter_fn = staticmethod(checkpoint_filter_fn)
@@ -660,15 +715,20 @@ def _drop_class_token(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Te
 
 def _create_vim(variant: str, pretrained: bool = False, **kwargs) -> VisionMamba:
     last_three = min(3, kwargs.get("depth", 24))  # the last 3 blocks, like timm's ViT
-    return build_ssm_model(VisionMamba, variant, pretrained, default_out_indices=last_three, **kwargs)
+    kwargs.setdefault("pretrained_filter_fn", checkpoint_filter_fn)  # mmlab backbones pass their own
+    feature_cfg = {"feature_cls": "getter", "out_indices": last_three, **kwargs.pop("feature_cfg", {})}
+    return build_ssm_model(VisionMamba, variant, pretrained, feature_cfg=feature_cfg, **kwargs)
+
+
+_FIRST_CONV, _CLASSIFIER = "patch_embed.proj", "head"
 
 
 def _cfg(hf_hub_id: str, hf_hub_filename: str, **kw) -> Dict[str, Any]:
-    return make_cfg(
-        hf_hub_id=hf_hub_id, hf_hub_filename=hf_hub_filename,
+    return dict(
+        hf_hub_id=hf_hub_id, hf_hub_filename=hf_hub_filename, num_classes=1000,
         input_size=(3, 224, 224), pool_size=None, crop_pct=0.875, interpolation="bicubic",
         fixed_input_size=True, mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD,
-        first_conv="patch_embed.proj", classifier="head", license="apache-2.0",
+        first_conv=_FIRST_CONV, classifier=_CLASSIFIER, license="apache-2.0",
         paper_ids="arXiv:2401.09417", paper_name="Vision Mamba", origin_url="https://github.com/hustvl/Vim",
         **kw)
 

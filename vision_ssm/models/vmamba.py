@@ -23,12 +23,14 @@ CrossScan); K = scan.num_directions sets the per-direction parameter shapes.
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, SelectAdaptivePool2d, trunc_normal_
 from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
@@ -40,10 +42,13 @@ from vision_ssm.layers.norm import LayerNorm2d, get_norm_layer
 from vision_ssm.layers.scan_backend import check_scan_backend
 from vision_ssm.layers.ss2d import SS2D, Linear2d, resolve_scan
 from ._factory import accepts_device_dtype, new_like
+from ._fx import call_untraced
 from ._inputs import check_image
-from ._builder import PretrainedLoaderMixin, build_ssm_model, make_cfg
+from ._builder import PretrainedLoaderMixin, adapt_to_model, build_ssm_model
 
 __all__ = ["VMamba", "VSSBlock", "VSSStage", "checkpoint_filter_fn"]
+
+torch.fx.wrap("call_untraced")  # SS2D, the patch embedding and the downsamples branch on sizes
 
 _ACT_LAYERS = dict(silu=nn.SiLU, gelu=nn.GELU, relu=nn.ReLU, sigmoid=nn.Sigmoid)
 
@@ -137,7 +142,7 @@ class VSSBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.op is not None:
-            y = self.norm(self.op(x)) if self.post_norm else self.op(self.norm(x))
+            y = self.norm(call_untraced(self.op, x)) if self.post_norm else call_untraced(self.op, self.norm(x))
             x = x + self.drop_path(y)
         if self.mlp is not None:
             y = self.norm2(self.mlp(x)) if self.post_norm else self.mlp(self.norm2(x))
@@ -162,7 +167,7 @@ class VSSStage(nn.Module):
         return self.blocks(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.downsample(self.forward_blocks(x))
+        return call_untraced(self.downsample, self.forward_blocks(x))
 
 
 class VMambaHead(nn.Module):
@@ -363,26 +368,21 @@ class VMamba(PretrainedLoaderMixin, nn.Module):
 
     # ------------------------------------------------------------------ forward
     def _check_size(self, H: int, W: int, what: str = "input"):
-        if H < self.min_input_size or W < self.min_input_size:
-            raise ValueError(
-                f"VMamba: {what} {H}x{W} is too small: with patch_size={self.patch_size} and "
-                f"{self.num_layers} stages each side must be >= {self.min_input_size} "
-                f"(so that the last stage is at least 1x1 without padding beyond a single stride)")
+        _check_size(H, W, self.min_input_size, self.patch_size, self.num_layers, what)
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        check_image(x, self.in_chans, "VMamba")
-        self._check_size(x.shape[-2], x.shape[-1])
-        x = self.patch_embed(x)
+        x = _checked_input(x, self.in_chans, self.min_input_size, self.patch_size, self.num_layers)
+        x = call_untraced(self.patch_embed, x)
         if self.pos_embed is not None:
-            size = x.shape[-2:] if self.channel_first else x.shape[1:3]
-            pos = self.pos_embed
-            if tuple(pos.shape[-2:]) != tuple(size):
-                pos = F.interpolate(pos, size=tuple(size), mode="bicubic", align_corners=False)
-            x = x + (pos if self.channel_first else pos.permute(0, 2, 3, 1))
+            x = _add_pos_embed(x, self.pos_embed, self.channel_first)
         return x
 
     def _to_nchw(self, x: torch.Tensor) -> torch.Tensor:
-        return x if self.channel_first else x.permute(0, 3, 1, 2)
+        return _stage_map(x, channel_first=self.channel_first)
+
+    def fx_feature_to_map(self):
+        """For ``feature_cls='fx'``: a stage's traced output -> its NCHW map, as forward_intermediates gives."""
+        return functools.partial(_stage_map, channel_first=self.channel_first)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) image -> last stage map (B, dims[-1], H/32, W/32), before the head norm."""
@@ -458,6 +458,36 @@ class VMamba(PretrainedLoaderMixin, nn.Module):
         return take_indices
 
 
+def _check_size(H: int, W: int, min_size: int, patch_size: int, num_layers: int, what: str = "input"):
+    if H < min_size or W < min_size:
+        raise ValueError(
+            f"VMamba: {what} {H}x{W} is too small: with patch_size={patch_size} and "
+            f"{num_layers} stages each side must be >= {min_size} "
+            f"(so that the last stage is at least 1x1 without padding beyond a single stride)")
+
+
+@torch.fx.wrap
+def _checked_input(x: torch.Tensor, in_chans: int, min_size: int, patch_size: int, num_layers: int) -> torch.Tensor:
+    """``x`` after the checks of its layout and size (one FX call: they read its shape)."""
+    check_image(x, in_chans, "VMamba")
+    _check_size(x.shape[-2], x.shape[-1], min_size, patch_size, num_layers)
+    return x
+
+
+@torch.fx.wrap
+def _add_pos_embed(x: torch.Tensor, pos_embed: torch.Tensor, channel_first: bool) -> torch.Tensor:
+    """x + pos_embed, interpolated (bicubic) when the patch grid differs from its own."""
+    size = tuple(x.shape[-2:] if channel_first else x.shape[1:3])
+    if tuple(pos_embed.shape[-2:]) != size:
+        pos_embed = F.interpolate(pos_embed, size=size, mode="bicubic", align_corners=False)
+    return x + (pos_embed if channel_first else pos_embed.permute(0, 2, 3, 1))
+
+
+def _stage_map(x: torch.Tensor, image: Optional[torch.Tensor] = None, channel_first: bool = True) -> torch.Tensor:
+    """A stage's output as an NCHW map (channel-last models' stages are NHWC)."""
+    return x if channel_first else x.permute(0, 3, 1, 2)
+
+
 # ---------------------------------------------------------------------- checkpoints
 _LEGACY_RENAMES = (
     # original #v0cls training code (PatchEmbed2D / VSSBlock / VSSM)
@@ -515,7 +545,8 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VMamba) -> 
     ((K*D, N) <-> (K, D, N), (K*D,) <-> (K, D)) are reshaped; ``pos_embed`` is resized when its
     grid differs.  Any other shape difference (another scan K, ssm_ratio, d_state ...) is left
     as is, so that loading reports the mismatch instead of scrambling the values.  A training dict
-    (``model`` / ``state_dict`` entry) is unwrapped first.
+    (``model`` / ``state_dict`` entry) is unwrapped first; :func:`adapt_to_model` ends it (the stem
+    to ``in_chans``, a classifier for other classes left at its init).
     """
     state_dict = state_dict_from_checkpoint(state_dict)
     model_sd = model.state_dict()
@@ -537,7 +568,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VMamba) -> 
             elif v.numel() == target.numel() and _official_layout(v.shape, target.shape, K):
                 v = v.reshape(target.shape)
         out[k] = v
-    return out
+    return adapt_to_model(out, model, first_conv=_FIRST_CONV, classifier=_CLASSIFIER)
 
 
 VMamba.checkpoint_filter_fn = staticmethod(checkpoint_filter_fn)
@@ -545,13 +576,16 @@ VMamba.checkpoint_filter_fn = staticmethod(checkpoint_filter_fn)
 
 # ---------------------------------------------------------------------- registry
 _URL = "https://github.com/MzeroMiko/VMamba/releases/download/%23{tag}/{file}"
+_FIRST_CONV, _CLASSIFIER = "patch_embed.0", "classifier.head"
 
 
 def _cfg(tag: str, file: str, top1: float, **kwargs):
-    return make_cfg(
+    return dict(
         url=_URL.format(tag=tag, file=file),
-        first_conv="patch_embed.0",
-        classifier="classifier.head",
+        num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7), crop_pct=0.875, interpolation="bicubic",
+        fixed_input_size=False, mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD,
+        first_conv=_FIRST_CONV,
+        classifier=_CLASSIFIER,
         min_input_size=(3, 32, 32),
         license="mit",
         paper_ids="arXiv:2401.10166",
@@ -577,7 +611,10 @@ default_cfgs = generate_default_cfgs({
 
 def _create_vmamba(variant: str, pretrained: bool = False, **kwargs) -> VMamba:
     num_stages = len(kwargs.get("depths", (2, 2, 9, 2)))
-    return build_ssm_model(VMamba, variant, pretrained, default_out_indices=tuple(range(num_stages)), **kwargs)
+    kwargs.setdefault("pretrained_filter_fn", checkpoint_filter_fn)  # mmlab backbones pass their own
+    feature_cfg = {"feature_cls": "getter", "out_indices": tuple(range(num_stages)),
+                   **kwargs.pop("feature_cfg", {})}
+    return build_ssm_model(VMamba, variant, pretrained, feature_cfg=feature_cfg, **kwargs)
 
 
 # Architecture arguments of the official factories (MzeroMiko/VMamba classification/models/vmamba.py).
