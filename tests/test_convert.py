@@ -6,7 +6,7 @@ training dict with an ``argparse.Namespace`` like the released files; tests need
 are skipped without them.
 """
 import argparse
-import importlib.util
+import importlib
 import json
 import os
 import re
@@ -15,15 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
 MANIFEST_DIR = Path(os.environ.get("VISION_SSM_MANIFESTS", "/work/shared/reference/manifests"))
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The tool's command line, vision_ssm.cli.NAME (tools/NAME.py and vssm-NAME call its main)."""
+    return importlib.import_module(f"vision_ssm.cli.{name}")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """benchmark_models.py, benchmark_scans.py and model_zoo.py in miniature runs: they finish, write
 parseable JSON / CSV / PNG with the expected fields, and reject bad arguments with clear errors."""
 import csv
-import importlib.util
+import importlib
 import json
 import os
 import subprocess
@@ -20,10 +20,8 @@ TINY_DEIT = ["deit_tiny_patch16_224:embed_dim=16", "deit_tiny_patch16_224:depth=
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The tool's command line, vision_ssm.cli.NAME (tools/NAME.py and vssm-NAME call its main)."""
+    return importlib.import_module(f"vision_ssm.cli.{name}")
 
 
 @pytest.fixture(scope="module")
@@ -353,13 +351,13 @@ def test_slow_call_is_timed_outside_the_peak_memory_call():
 
 
 def test_kernel_plan_and_host_overhead_need_no_gpu(tools, capsys):
-    rows = tools["benchmark_kernels"].main(["--plan", "--batch", "2", "--shapes", "vim_t", "--dtypes", "fp32"])
+    rows = tools["benchmark_kernels"].run(["--plan", "--batch", "2", "--shapes", "vim_t", "--dtypes", "fp32"])
     assert {r["pass_"] for r in rows} == {"fwd", "train", "bwd"}
     assert all(r["programs"] == 2 * 2 * -(-384 // r["block_d"]) and r["state_loop"] == 16 for r in rows)
     assert "| vim_t | fp32 | bwd |" in capsys.readouterr().out
     if os.environ.get("TRITON_INTERPRET") != "1":
         pytest.skip("the stubbed Triton wrapper runs on the CPU under the interpreter")
-    rows = tools["benchmark_kernels"].main(["--host-overhead", "--batch", "1", "--shapes", "vmamba_t_s1l8.stage4",
+    rows = tools["benchmark_kernels"].run(["--host-overhead", "--batch", "1", "--shapes", "vmamba_t_s1l8.stage4",
                                             "--device", "cpu"])
     assert [r["pass_"] for r in rows] == ["fwd", "fwd+bwd"] and all(r["host_us"] > 0 for r in rows)
 

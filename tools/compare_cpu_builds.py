@@ -10,7 +10,6 @@ and the channel loop vectorised (``fastmath``, ``parallel`` over tasks); the C++
 """
 import argparse
 import json
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 
 from vision_ssm.bench import kernels
 from vision_ssm.bench.measure import device_name, time_call
+from vision_ssm.cli import recorded_command
 from vision_ssm.ops.selective_scan import selective_scan
 from vision_ssm.ops.selective_scan.canonical import canonicalize
 
@@ -130,7 +130,7 @@ def main(argv=None):
     result = dict(rows=rows, cxx_first_build_s=cxx_load_s, numba_first_call_s=first_numba_s,
                   numba=numba.__version__, torch=torch.__version__, date=date.today().isoformat(),
                   device=device_name(cpu), batch=args.batch,
-                  command="python tools/compare_cpu_builds.py " + " ".join(argv or sys.argv[1:]))
+                  command=recorded_command("compare_cpu_builds", argv))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare_cpu_builds.json").write_text(json.dumps(result, indent=1))

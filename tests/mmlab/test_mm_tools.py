@@ -2,7 +2,7 @@
 mmengine checkpoints loading under torch's weights_only default through our allow-list only."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import math
 
 import pytest
@@ -20,10 +20,8 @@ TOY_SEG = CONFIGS / "segmentation/toy/upernet_vmamba-toy_ade20k-64x64.py"
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The tool's command line, vision_ssm.cli.NAME (tools/NAME.py and vssm-NAME call its main)."""
+    return importlib.import_module(f"vision_ssm.cli.{name}")
 
 
 def test_train_resume_test(toy_root, tmp_path):
@@ -57,7 +55,7 @@ def test_train_resume_test(toy_root, tmp_path):
     assert (work / "iter_6.pth").is_file()
     assert torch.load(str(work / "iter_6.pth"), map_location="cpu")["meta"]["iter"] == 6
 
-    metrics = test.main([str(TOY_SEG), str(work / "iter_6.pth"), "--work-dir", str(tmp_path / "test"),
+    metrics = test.run([str(TOY_SEG), str(work / "iter_6.pth"), "--work-dir", str(tmp_path / "test"),
                          "--data-root", data_root, "--out", str(tmp_path / "preds.pkl")])
     assert math.isfinite(metrics["mIoU"])
     assert (tmp_path / "preds.pkl").is_file()

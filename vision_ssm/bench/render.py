@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..files import write_text_atomic
 from .measure import markdown_table
 
 RESULTS_DIR = Path(__file__).with_name("results")
@@ -23,6 +24,13 @@ run.
 
 def load_results(results_dir: Path = RESULTS_DIR) -> dict[str, dict]:
     return {p.name: json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("*.json"))}
+
+
+def save_result(result: dict, name: str, results_dir: Path = RESULTS_DIR) -> Path:
+    """Writes ``result`` as the committed result file ``DATE_NAME.json`` (``result['date']``)."""
+    path = Path(results_dir) / f"{result['date']}_{name}.json"
+    write_text_atomic(path, json.dumps(result, indent=1))
+    return path
 
 
 def _header(name: str, result: dict) -> str:

@@ -1,4 +1,5 @@
-"""Command-line pieces shared by tools/mm_train.py and tools/mm_test.py."""
+"""Command-line pieces shared by :mod:`vision_ssm.cli.mm_train` and :mod:`vision_ssm.cli.mm_test`
+(tools/mm_train.py, tools/mm_test.py)."""
 from __future__ import annotations
 
 import argparse
@@ -65,6 +66,8 @@ def build_runner(cfg: Any):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
+    from vision_ssm.mmlab import compat
     from vision_ssm.mmlab.utils import setup_cpu_distributed
+    compat.apply()  # the Runner loads mmengine checkpoints and runs mmdet's evaluators (see compat)
     setup_cpu_distributed(cfg)
     return Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
