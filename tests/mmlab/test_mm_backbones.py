@@ -149,13 +149,19 @@ def _assert_loaded(backbone, reference):
         assert torch.equal(v, ref[k]), k
 
 
-def test_train_py_checkpoint_loads_with_no_missing_keys(tmp_path):
+def test_train_py_checkpoint_loads_with_no_missing_keys(tmp_path, monkeypatch, caplog):
     ckpt = tmp_path / "vmamba.pth"
     ref = _train_py_checkpoint(ckpt, "vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1))
     b = VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1),
                        init_cfg=dict(type="Pretrained", checkpoint=str(ckpt)))
+    built, create = [], timm.create_model
+    monkeypatch.setattr(timm, "create_model", lambda *a, **k: built.append(create(*a, **k)) or built[-1])
     b.init_weights()
     _assert_loaded(b, ref)
+    # loaded into the backbone's own (pruned) model: any model built meanwhile is a meta one (keys, no weights)
+    assert all(p.is_meta for m in built for p in m.parameters())
+    # the pruned head is set aside, not "adapted" by the model's filter (no misleading classifier warning)
+    assert not [r for r in caplog.records if "does not fit the model" in r.getMessage()]
     report = b.load_pretrained(str(ckpt))
     assert all(k.startswith("classifier.") for k in report["ignored"])  # only the pruned head / norm
     assert report["added"] == sorted(f"outnorm{i}.{p}" for i in range(4) for p in ("weight", "bias"))
@@ -193,6 +199,24 @@ def test_url_and_hub_checkpoints_go_through_timm(tmp_path, monkeypatch):
         b.init_weights()
         _assert_loaded(b, ref)
     assert seen[0] == "https://example.invalid/weights/v.pth" and seen[1][:2] == ("owner/repo", "v.pth")
+    # pretrained=True: the arch's default weights (the official VMamba release), fetched the same way
+    b = VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1), pretrained=True)
+    b.init_weights()
+    _assert_loaded(b, ref)
+    assert seen[2].startswith("https://github.com/MzeroMiko/VMamba/releases/") and \
+        seen[2].endswith("/vssm1_tiny_0230s_ckpt_epoch_264.pth")
+
+    import urllib.error
+
+    from vision_ssm.models import PretrainedLoadError
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(timm_builder, "download_cached_file", offline)
+    b = VMambaBackbone(arch="vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1),
+                       init_cfg=dict(type="Pretrained", checkpoint="https://example.invalid/weights/v.pth"))
+    with pytest.raises(PretrainedLoadError, match=r"could not download https://example\.invalid/weights/v\.pth"):
+        b.init_weights()
 
 
 def _manifest_checkpoint(name, path):
@@ -321,13 +345,27 @@ def test_pretrained_path_loads_that_checkpoint(tmp_path):
 
 
 def _detector_checkpoint(path, backbone_sd, prefix="backbone."):
-    """A checkpoint as mmengine's Runner writes it: the backbone under ``prefix``, a neck beside it."""
+    """A checkpoint as mmengine's Runner writes it: the backbone under ``prefix``, a neck beside it, and the
+    message hub's HistoryBuffers (outside the zoo's own allow-list)."""
+    from mmengine.logging import HistoryBuffer
     sd = {prefix + k: v for k, v in backbone_sd.items()}
     sd["neck.lateral_convs.0.conv.weight"] = torch.randn(8, 16, 1, 1)
-    torch.save({"meta": {"epoch": 12}, "state_dict": sd}, path)
+    loss = HistoryBuffer()
+    loss.update(0.5)
+    torch.save({"meta": {"epoch": 12}, "state_dict": sd, "message_hub": {"log_scalars": {"train/loss": loss}}}, path)
 
 
-def test_init_cfg_prefix_reads_the_backbone_of_a_detector_checkpoint(tmp_path):
+@pytest.fixture
+def no_global_allow_list():
+    """No safe globals registered for the whole process (compat.apply()'s), as in a fresh interpreter."""
+    registered = torch.serialization.get_safe_globals()
+    torch.serialization.clear_safe_globals()
+    yield
+    torch.serialization.clear_safe_globals()
+    torch.serialization.add_safe_globals(registered)
+
+
+def test_init_cfg_prefix_reads_the_backbone_of_a_detector_checkpoint(tmp_path, no_global_allow_list):
     # official layout (a detector trained with the official VMamba backbone): trunk + outnorms
     ref = timm.create_model("vmamba_tiny_s1l8", dims=16, depths=(1, 1, 1, 1))
     outnorms = {f"outnorm{i}.{p}": torch.randn(16 * 2 ** i) for i in range(4) for p in ("weight", "bias")}
@@ -367,6 +405,11 @@ def test_init_cfg_errors_and_other_init_types(tmp_path):
         VMambaBackbone(**small, init_cfg=dict(type="Pretrained"))
     with pytest.raises(ValueError, match=r"unknown keys \['strict'\]"):
         VMambaBackbone(**small, init_cfg=dict(type="Pretrained", checkpoint="timm", strict=False))
+    with pytest.raises(ValueError, match=r"init_cfg=.* has 2 Pretrained entries"):
+        VMambaBackbone(**small, init_cfg=[dict(type="Pretrained", checkpoint="a.pth"),
+                                          dict(type="Pretrained", checkpoint="b.pth")])
+    with pytest.raises(TypeError, match="init_cfg must be a dict or a list of dicts"):
+        VMambaBackbone(**small, init_cfg="a.pth")
     # a Constant init on the output norms; with a Pretrained entry the checkpoint wins in the trunk
     b = VMambaBackbone(**small, init_cfg=dict(type="Constant", val=0.5, bias=0.25, layer="LayerNorm2d"))
     b.init_weights()
@@ -561,3 +604,21 @@ def test_ln2d_norm_of_necks_and_heads_is_read_right_by_roi_align():
     rois = torch.tensor([[0, 1.0, 2.0, 15.0, 10.0], [1, 4.0, 0.0, 19.0, 11.0]])
     torch.testing.assert_close(RoIAlign((5, 5), 1.0, sampling_ratio=2, aligned=True)(y, rois),
                                roi_align(y, rois, (5, 5), 1.0, 2, aligned=True))
+
+
+def test_importing_the_plugin_patches_nothing():
+    """The OpenMMLab fixes (compat.apply) come with the Runner our tools build, not with the import that
+    registers the backbones: a fresh interpreter has neither np.float nor mmengine's allow-list after it."""
+    import subprocess
+    import sys
+    code = ("import numpy as np, torch, vision_ssm.mmlab\n"
+            "from mmdet.registry import MODELS as DET\n"
+            "from mmseg.registry import MODELS as SEG\n"
+            "assert DET.get('VMambaBackbone') is SEG.get('VMambaBackbone') is vision_ssm.mmlab.VMambaBackbone\n"
+            "assert DET.get('VimBackbone') is SEG.get('VimBackbone') is vision_ssm.mmlab.VimBackbone\n"
+            "from mmengine.logging import HistoryBuffer\n"
+            "assert 'float' not in np.__dict__ and HistoryBuffer not in torch.serialization.get_safe_globals()\n"
+            "from vision_ssm.mmlab import compat\n"
+            "compat.apply()\n"
+            "assert 'float' in np.__dict__ and HistoryBuffer in torch.serialization.get_safe_globals()\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)

@@ -1,7 +1,12 @@
-"""Import-time fixes that let OpenMMLab (mmengine 0.10, mmcv 2.1, mmdet 3.3, mmseg 1.2) run on
-torch 2.14 and NumPy 2.  Everything happens at OUR boundary: no installed file is edited.
+"""Fixes that let OpenMMLab (mmengine 0.10, mmcv 2.1, mmdet 3.3, mmseg 1.2) run on torch 2.14 and NumPy 2.
+Everything happens at OUR boundary: no installed file is edited.
 
-``apply()`` is idempotent and is called by ``vision_ssm.mmlab`` on import.
+Each fix is needed only inside an mmengine Runner (loading its own checkpoints for ``--resume`` / ``load_from``
+/ testing, mmdet's YouTube-VIS evaluator, ByteTrack's MOT post-processing), so ``apply()`` (idempotent) is
+called where this package builds one: ``vision_ssm.mmlab.cli.build_runner`` (tools/mm_train.py,
+tools/mm_test.py) and ``vision_ssm.mmlab.toy_twins.train_and_test``; importing the plugin patches nothing.
+A Runner built elsewhere (mmdet's / mmseg's own tools/train.py) needs ``compat.apply()`` called first.  The
+backbones read a detector's checkpoint with :func:`mmengine_checkpoint_globals` for that read only.
 """
 from __future__ import annotations
 

@@ -34,13 +34,17 @@ class Twin:
 
 SEG_CONTROL = "segmentation/toy/upernet_r18-toy_ade20k-64x64.py"
 DET_CONTROL = "detection/toy/mask-rcnn_r18-toy_fpn_coco.py"
+MOT_CONTROL = "tracking/toy/qdtrack_faster-rcnn_r18-toy_fpn_mot17-toy.py"
 MIOU = (("mIoU", 70.0),)
 BOX_MASK = (("coco/bbox_mAP", 0.5), ("coco/segm_mAP", 0.4))
+HOTA = (("motchallenge-metric/HOTA", 0.5),)
 TWINS: tuple[Twin, ...] = (
     Twin("segmentation/toy/upernet_vmamba-toy_ade20k-64x64.py", "segmentation", MIOU, SEG_CONTROL),
     Twin("segmentation/toy/upernet_vim-toy_ade20k-64x64.py", "segmentation", MIOU, SEG_CONTROL),
     Twin("detection/toy/mask-rcnn_vmamba-toy_fpn_1x_coco.py", "detection", BOX_MASK, DET_CONTROL),
     Twin("detection/toy/cascade-mask-rcnn_vim-toy_simple-fpn_coco.py", "detection", BOX_MASK, DET_CONTROL),
+    Twin("tracking/toy/qdtrack_faster-rcnn_vmamba-toy_fpn_mot17-toy.py", "tracking", HOTA, MOT_CONTROL),
+    Twin("tracking/toy/qdtrack_faster-rcnn_vim-toy_simple-fpn_mot17-toy.py", "tracking", HOTA, MOT_CONTROL),
 )
 FAMILIES = tuple(dict.fromkeys(t.family for t in TWINS))
 
@@ -88,6 +92,8 @@ def train_and_test(cfg: Any, before_train=None) -> dict[str, Any]:
     the seconds of training and of testing."""
     from mmengine.runner import Runner
 
+    from . import compat
+    compat.apply()  # the Runner runs mmdet's evaluators and MOT post-processing (see compat)
     cfg = copy.deepcopy(cfg)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=10 ** 9, save_last=False)
