@@ -49,7 +49,7 @@ def _simulate(rng, num_frames, num_people, height, width):
     return tracks
 
 
-def make_mot(root: str, seed: int = 0, num_seqs: int = 2, num_frames: int = 16, size=(160, 128),
+def make_mot(root: str, seed: int = 0, num_seqs: int = 6, num_frames: int = 40, size=(160, 128),
              num_people: int = 3) -> dict:
     """Writes the toy MOT17 set; returns {'train'|'half-train'|'half-val': annotation json path}."""
     width, height = size
