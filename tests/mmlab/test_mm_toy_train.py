@@ -46,7 +46,10 @@ TOYS = {
         ["motchallenge-metric/HOTA", "motchallenge-metric/MOTA", "motchallenge-metric/IDF1", "coco/bbox_mAP"],
     "tracking/toy/bytetrack_yolox-vmamba-toy_mot17-toy.py":
         ["motchallenge-metric/HOTA", "motchallenge-metric/MOTA", "motchallenge-metric/IDF1"],
+    "tracking/toy/bytetrack_yolox-csp-toy_mot17-toy.py":
+        ["motchallenge-metric/HOTA", "motchallenge-metric/MOTA", "motchallenge-metric/IDF1"],
     "tracking/toy/masktrack-rcnn_vmamba-toy_fpn_youtubevis-toy.py": ["youtube_vis/segm_mAP"],
+    "tracking/toy/masktrack-rcnn_r18-toy_fpn_youtubevis-toy.py": ["youtube_vis/segm_mAP"],
 }
 
 
@@ -56,6 +59,7 @@ NOT_CHECKED = {
     "tracking/toy/qdtrack_faster-rcnn_vim-toy_simple-fpn_mot17-toy.py": ("loss_track", "loss_track_aux", "loss_bbox"),
     "tracking/toy/qdtrack_faster-rcnn_r18-toy_fpn_mot17-toy.py": ("loss_track", "loss_track_aux", "loss_bbox"),
     "tracking/toy/masktrack-rcnn_vmamba-toy_fpn_youtubevis-toy.py": ("loss_match",),
+    "tracking/toy/masktrack-rcnn_r18-toy_fpn_youtubevis-toy.py": ("loss_match",),
 }
 
 

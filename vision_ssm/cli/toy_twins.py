@@ -4,7 +4,8 @@
     python tools/toy_twins.py --families segmentation --update-zoo
 
 Writes OUT/toy_twins.json and OUT/toy_twins.md; with --update-zoo also the committed results file
-(vision_ssm/bench/results/DATE_cpu_toy_twins.json) and model_zoo.md's toy table.  Toy data are
+(vision_ssm/bench/results/DATE_cpu_toy_twins[_FAMILIES].json) and model_zoo.md's toy table, whose
+rows come from the newest committed run of each config.  Toy data are
 generated into OUT/data unless --data-root names a tools/make_toy_data.py output.
 """
 import argparse
@@ -74,11 +75,13 @@ def main(argv=None) -> int:
     text = toy_twins.markdown(result)
     write_text_atomic(out / "toy_twins.md", text + "\n")
     print(text)
-    if args.update_zoo:
+    if args.update_zoo:  # the table keeps earlier results files' rows for the families not run here
         from vision_ssm.bench.render import save_result
         from vision_ssm.zoo import update_markdown
-        results = save_result(result, "cpu_toy_twins")
-        update_markdown(REPO_ROOT / "model_zoo.md", text, begin=toy_twins.BEGIN, end=toy_twins.END)
+        name = "cpu_toy_twins" + ("_" + "-".join(args.families) if args.families else "")
+        results = save_result(result, name)
+        update_markdown(REPO_ROOT / "model_zoo.md", toy_twins.markdown(toy_twins.committed_results()),
+                        begin=toy_twins.BEGIN, end=toy_twins.END)
         print(f"wrote {results.relative_to(REPO_ROOT)} and model_zoo.md's toy table")
     below = toy_twins.below_target(result)
     for line in below:

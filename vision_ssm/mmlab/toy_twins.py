@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 from .utils import set_data_root
 
 __all__ = ["Twin", "TWINS", "FAMILIES", "CONFIGS", "BEGIN", "END", "toy_data_root", "load_toy_config",
-           "train_and_test", "markdown", "select", "below_target", "scheduled_configs"]
+           "train_and_test", "markdown", "committed_results", "select", "below_target", "scheduled_configs"]
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 BEGIN, END = "<!-- toy:begin -->", "<!-- toy:end -->"
@@ -35,9 +35,12 @@ class Twin:
 SEG_CONTROL = "segmentation/toy/upernet_r18-toy_ade20k-64x64.py"
 DET_CONTROL = "detection/toy/mask-rcnn_r18-toy_fpn_coco.py"
 MOT_CONTROL = "tracking/toy/qdtrack_faster-rcnn_r18-toy_fpn_mot17-toy.py"
+BYTETRACK_CONTROL = "tracking/toy/bytetrack_yolox-csp-toy_mot17-toy.py"
+VIS_CONTROL = "tracking/toy/masktrack-rcnn_r18-toy_fpn_youtubevis-toy.py"
 MIOU = (("mIoU", 70.0),)
 BOX_MASK = (("coco/bbox_mAP", 0.5), ("coco/segm_mAP", 0.4))
 HOTA = (("motchallenge-metric/HOTA", 0.5),)
+MASK_AP = (("youtube_vis/segm_mAP", 0.3),)
 TWINS: tuple[Twin, ...] = (
     Twin("segmentation/toy/upernet_vmamba-toy_ade20k-64x64.py", "segmentation", MIOU, SEG_CONTROL),
     Twin("segmentation/toy/upernet_vim-toy_ade20k-64x64.py", "segmentation", MIOU, SEG_CONTROL),
@@ -45,6 +48,8 @@ TWINS: tuple[Twin, ...] = (
     Twin("detection/toy/cascade-mask-rcnn_vim-toy_simple-fpn_coco.py", "detection", BOX_MASK, DET_CONTROL),
     Twin("tracking/toy/qdtrack_faster-rcnn_vmamba-toy_fpn_mot17-toy.py", "tracking", HOTA, MOT_CONTROL),
     Twin("tracking/toy/qdtrack_faster-rcnn_vim-toy_simple-fpn_mot17-toy.py", "tracking", HOTA, MOT_CONTROL),
+    Twin("tracking/toy/bytetrack_yolox-vmamba-toy_mot17-toy.py", "tracking", HOTA, BYTETRACK_CONTROL),
+    Twin("tracking/toy/masktrack-rcnn_vmamba-toy_fpn_youtubevis-toy.py", "vis", MASK_AP, VIS_CONTROL),
 )
 FAMILIES = tuple(dict.fromkeys(t.family for t in TWINS))
 
@@ -115,20 +120,29 @@ def _name(config: str) -> str:
     return Path(config).stem
 
 
-def markdown(result: Mapping[str, Any]) -> str:
-    """The model_zoo.md block: one row per twin, its control beside it."""
-    runs = {r["config"]: r for r in result["runs"]}
-    lines = [f"Measured by `{result['command']}` on {result['date']} ({result['device']}, "
-             f"torch {result['versions']['torch']}, mmengine {result['versions']['mmengine']}; "
-             f"{result['minutes']:.0f} min).  Each twin trains its config's own schedule from scratch on "
-             "the toy data; the control is the same head, data and schedule on a backbone from OpenMMLab "
-             "itself.", "",
-             "| family | TOY twin | metric | target | TOY result | control | control result | iterations | train min |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for twin in result["twins"]:
-        run = runs.get(twin["config"])
-        if run is None:
-            continue
+def markdown(results: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
+    """The model_zoo.md block from one result or several (oldest first; a config's newest run wins):
+    one row per twin metric, its control beside it, and a line per result file a row comes from."""
+    results = [results] if isinstance(results, Mapping) else list(results)
+    runs, twins, source = {}, {}, {}
+    for i, result in enumerate(results):
+        for run in result["runs"]:
+            runs[run["config"]], source[run["config"]] = run, i
+        twins.update({t["config"]: t for t in result["twins"]})
+    order = [t.config for t in TWINS if t.config in twins] + [c for c in twins if c not in {t.config for t in TWINS}]
+    shown = [twins[c] for c in order if c in runs]
+    used = sorted({source[c] for t in shown for c in (t["config"], t["control"]) if c in runs})
+    lines = [f"Measured by `{results[i]['command']}` on {results[i]['date']} ({results[i]['device']}, "
+             f"torch {results[i]['versions']['torch']}, mmengine {results[i]['versions']['mmengine']}; "
+             f"{results[i]['minutes']:.0f} min): "
+             + ", ".join(sorted({twins[c]['family'] for c in runs if source[c] == i and c in twins})) + "."
+             for i in used]
+    lines += ["", "Each twin trains its config's own schedule from scratch on the toy data; the control is "
+              "the same head, data and schedule on a backbone from OpenMMLab itself.", "",
+              "| family | TOY twin | metric | target | TOY result | control | control result | iterations | train min |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for twin in shown:
+        run = runs[twin["config"]]
         control = runs.get(twin["control"] or "")
         for metric, target in twin["targets"]:
             value = run["metrics"][metric]
@@ -139,6 +153,15 @@ def markdown(result: Mapping[str, Any]) -> str:
                          f"{value:.3g} ({verdict}) | {control_cells} | {run['iters']} | "
                          f"{run['train_seconds'] / 60:.1f} |")
     return "\n".join(lines)
+
+
+def committed_results(results_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every committed toy-twins result file (``*_cpu_toy_twins*.json``), oldest first."""
+    import json
+    if results_dir is None:
+        from ..bench.render import RESULTS_DIR as results_dir
+    paths = sorted(Path(results_dir).glob("*_cpu_toy_twins*.json"), key=lambda p: (p.name[:10], p.stat().st_mtime))
+    return [json.loads(p.read_text()) for p in paths]
 
 
 def below_target(result: Mapping[str, Any]) -> list[str]:

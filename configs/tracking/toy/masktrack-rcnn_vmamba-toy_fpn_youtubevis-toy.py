@@ -1,6 +1,6 @@
 # TOY twin of ../masktrack-rcnn_mask-rcnn_vmamba-t-s1l8_fpn_8xb1-12e_youtubevis2019.py: MaskTrack
 # R-CNN (Mask R-CNN on VMambaBackbone 'vmamba_tiny_s1l8' with tiny dims / depths, RoI track head,
-# MaskTrackRCNNTracker) on the toy YouTube-VIS 2019 set at 160x128, 300 iterations; unlike the
+# MaskTrackRCNNTracker) on the toy YouTube-VIS 2019 set at 160x128, 600 iterations; unlike the
 # real validation split, the toy one is annotated, so YouTubeVISMetric computes its AP here.
 _base_ = ['../masktrack-rcnn_mask-rcnn_vmamba-t-s1l8_fpn_8xb1-12e_youtubevis2019.py']
 
@@ -56,13 +56,13 @@ test_dataloader = val_dataloader
 val_evaluator = dict(format_only=False, outfile_prefix=None)
 test_evaluator = val_evaluator
 
-# about 2.5 min on 2 CPU cores; the toy train split has 160 frames (40 iterations an epoch)
-max_iters = 300
+# about 4 min on 2 CPU cores; the toy train split has 320 frames (80 iterations an epoch)
+max_iters = 600
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
-    dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False, milestones=[240])
+    dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False, milestones=[480])
 ]
 default_hooks = dict(logger=dict(type='LoggerHook', interval=20),
                      checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters))

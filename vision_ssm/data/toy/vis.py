@@ -32,7 +32,7 @@ TOY_OBJECTS = {"person": ("square", (40, 40, 220)), "duck": ("circle", (40, 200,
                "fish": ("triangle", (220, 90, 40))}
 
 
-def make_vis(root: str, seed: int = 0, num_train: int = 16, num_valid: int = 4, num_frames: int = 10,
+def make_vis(root: str, seed: int = 0, num_train: int = 32, num_valid: int = 12, num_frames: int = 10,
              size=(160, 128), num_objects: int = 2) -> dict:
     """Writes the toy set; returns {'train'|'valid': CocoVID json path}."""
     width, height = size
