@@ -65,6 +65,18 @@ inline float log1p_unit(float e) {
 inline float softplus_f(float x) { return std::max(x, 0.0f) + log1p_unit(exp_f(-std::fabs(x))); }
 inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp_f(-x)); }
 
+// The sum of DB values as a tree: vectorised halving adds (a reduction loop is summed lane by lane
+// in order, which strict IEEE semantics force on the compiler).
+inline float sum_lanes(const float* v) {
+  float t[DB / 2];
+#pragma omp simd
+  for (int j = 0; j < DB / 2; ++j) t[j] = v[j] + v[j + DB / 2];
+  for (int w = DB / 4; w >= 1; w /= 2)
+#pragma omp simd
+    for (int j = 0; j < w; ++j) t[j] += t[j + w];
+  return t[0];
+}
+
 // A strided float tensor of up to 5 dims, indexed with int64 strides (missing dims have stride 0).
 struct View {
   const float* p = nullptr;
@@ -374,13 +386,14 @@ std::vector<at::Tensor> scan_bwd(at::Tensor gy, c10::optional<at::Tensor> glast,
             const Step& s = steps[i];
             const int64_t p = pos[i];
             const float* gp = gyv.p + b * gyv.s[0] + (merge_sum ? 0 : k) * gyv.s[1] + d0 * gyv.s[2] + p * gyv.s[3];
-            for (int j = 0; j < DB; ++j) g[j] = j < nd ? gp[j * gyv.s[2]] : 0.0f;
+            gather_row(gp, gyv.s[2], nd, g);
             if (in.has_z) {
-              const float* yp = pv.p + b * pv.s[0] + k * pv.s[1] + d0 * pv.s[2] + p * pv.s[3];
+              float yrow[DB];
+              gather_row(pv.p + b * pv.s[0] + k * pv.s[1] + d0 * pv.s[2] + p * pv.s[3], pv.s[2], nd, yrow);
+#pragma omp simd
               for (int j = 0; j < DB; ++j) {
-                float yj = j < nd ? yp[j * pv.s[2]] : 0.0f;
                 float sz = sigmoid_f(s.zv[j]);
-                gzv_[j] = g[j] * yj * sz * (1.0f + s.zv[j] * (1.0f - sz));
+                gzv_[j] = g[j] * yrow[j] * sz * (1.0f + s.zv[j] * (1.0f - sz));
                 g[j] *= s.zv[j] * sz;
               }
             }
@@ -399,8 +412,8 @@ std::vector<at::Tensor> scan_bwd(at::Tensor gy, c10::optional<at::Tensor> glast,
               const float* An = pr.A.data() + n * DB;
               float* m = mu.data() + n * DB;
               float* ga = gAloc.data() + n * DB;
-              float sB = 0.0f, sC = 0.0f, lamv[DB], hg[DB];
-#pragma omp simd reduction(+ : sB, sC)
+              float lamv[DB], hg[DB];
+#pragma omp simd
               for (int j = 0; j < DB; ++j) {
                 float lam = Cv[j] * g[j] + m[j];
                 float ah = an[j] * hp[j];
@@ -409,17 +422,15 @@ std::vector<at::Tensor> scan_bwd(at::Tensor gy, c10::optional<at::Tensor> glast,
                 ga[j] += lam * s.dt[j] * ah;
                 lamv[j] = lam * s.dtu[j];
                 hg[j] = hn[j] * g[j];
-                sB += lamv[j];
-                sC += hg[j];
                 m[j] = an[j] * lam;
               }
               if (pr.group[0] == pr.group[DB - 1]) {
-                const int64_t o = (((b * sh.K + k) * G + pr.group[0]) * sh.N + n) * sh.L + p;
-                gB[o] += sB;
-                gC[o] += sC;
+                const int64_t o = (((b * sh.K + k) * G + pr.group[0]) * sh.L + p) * sh.N + n;
+                gB[o] += sum_lanes(lamv);
+                gC[o] += sum_lanes(hg);
               } else {  // the task's channels span several groups of B / C
                 for (int j = 0; j < nd; ++j) {
-                  const int64_t o = (((b * sh.K + k) * G + pr.group[j]) * sh.N + n) * sh.L + p;
+                  const int64_t o = (((b * sh.K + k) * G + pr.group[j]) * sh.L + p) * sh.N + n;
                   gB[o] += lamv[j];
                   gC[o] += hg[j];
                 }
@@ -452,8 +463,9 @@ std::vector<at::Tensor> scan_bwd(at::Tensor gy, c10::optional<at::Tensor> glast,
       for (int64_t i = 0; i < numel; ++i) o[i] += buf[t * numel + i];
     return out;
   };
-  at::Tensor gBt = sum_threads(gB_t, bc_numel, {sh.batch, sh.K, G, sh.N, sh.L});
-  at::Tensor gCt = sum_threads(gC_t, bc_numel, {sh.batch, sh.K, G, sh.N, sh.L});
+  // accumulated token-major (B, K, G, L, N): a step's N values share cache lines
+  at::Tensor gBt = sum_threads(gB_t, bc_numel, {sh.batch, sh.K, G, sh.L, sh.N}).transpose(3, 4);
+  at::Tensor gCt = sum_threads(gC_t, bc_numel, {sh.batch, sh.K, G, sh.L, sh.N}).transpose(3, 4);
   at::Tensor gAt = sum_threads(gA_t, kd * sh.N, {sh.K, sh.D, sh.N});
   at::Tensor gDt = sum_threads(gD_t, kd, {sh.K, sh.D});
   at::Tensor gbt = sum_threads(gb_t, kd, {sh.K, sh.D});
