@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -241,55 +242,62 @@ std::vector<at::Tensor> scan_fwd(at::Tensor u, at::Tensor delta, at::Tensor A, a
   float* lst = want_last ? last.data_ptr<float>() : nullptr;
   const int64_t n_dblocks = (sh.D + DB - 1) / DB;
 
-  at::parallel_for(0, sh.batch * n_dblocks, 1, [&](int64_t begin, int64_t end) {
-    Params pr;
-    Step stp;
-    std::vector<float> h(sh.N * DB);
-    float Bv[DB], Cv[DB], yv_[DB];
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / n_dblocks, d0 = (task % n_dblocks) * DB;
-      const int nd = static_cast<int>(std::min<int64_t>(DB, sh.D - d0));
-      for (int64_t k = 0; k < sh.K; ++k) {
-        load_params(in, sh, k, d0, nd, pr);
-        std::fill(h.begin(), h.end(), 0.0f);
-        for (int64_t t = 0; t < sh.L; ++t) {
-          const int64_t p = position(in.index, k, sh.L, t);
-          if (t + PREFETCH < sh.L)
-            prefetch_step(in, yv, b, k, merge_sum ? 0 : k, d0, position(in.index, k, sh.L, t + PREFETCH));
-          load_step(in, b, k, d0, nd, p, pr.bias, stp);
-#pragma omp simd
-          for (int j = 0; j < DB; ++j) yv_[j] = pr.Dv[j] * stp.u[j];
-          for (int64_t n = 0; n < sh.N; ++n) {
-            load_bc(in.B, b, k, pr.group, n, p, Bv);
-            load_bc(in.C, b, k, pr.group, n, p, Cv);
-            float* hn = h.data() + n * DB;
-            const float* An = pr.A.data() + n * DB;
-#pragma omp simd
-            for (int j = 0; j < DB; ++j) {
-              hn[j] = exp_f(stp.dt[j] * An[j]) * hn[j] + stp.dtu[j] * Bv[j];
-              yv_[j] += hn[j] * Cv[j];
+  // N = 1 (VMamba) compiled as a constant: its per-state loops vanish
+  auto run = [&](auto fixed_n) {
+    constexpr int64_t kN = decltype(fixed_n)::value;
+    const int64_t N = kN > 0 ? kN : sh.N;
+    at::parallel_for(0, sh.batch * n_dblocks, 1, [&](int64_t begin, int64_t end) {
+      Params pr;
+      Step stp;
+      std::vector<float> h(N * DB);
+      float Bv[DB], Cv[DB], yv_[DB];
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t b = task / n_dblocks, d0 = (task % n_dblocks) * DB;
+        const int nd = static_cast<int>(std::min<int64_t>(DB, sh.D - d0));
+        for (int64_t k = 0; k < sh.K; ++k) {
+          load_params(in, sh, k, d0, nd, pr);
+          std::fill(h.begin(), h.end(), 0.0f);
+          for (int64_t t = 0; t < sh.L; ++t) {
+            const int64_t p = position(in.index, k, sh.L, t);
+            if (t + PREFETCH < sh.L)
+              prefetch_step(in, yv, b, k, merge_sum ? 0 : k, d0, position(in.index, k, sh.L, t + PREFETCH));
+            load_step(in, b, k, d0, nd, p, pr.bias, stp);
+    #pragma omp simd
+            for (int j = 0; j < DB; ++j) yv_[j] = pr.Dv[j] * stp.u[j];
+            for (int64_t n = 0; n < N; ++n) {
+              load_bc(in.B, b, k, pr.group, n, p, Bv);
+              load_bc(in.C, b, k, pr.group, n, p, Cv);
+              float* hn = h.data() + n * DB;
+              const float* An = pr.A.data() + n * DB;
+    #pragma omp simd
+              for (int j = 0; j < DB; ++j) {
+                hn[j] = exp_f(stp.dt[j] * An[j]) * hn[j] + stp.dtu[j] * Bv[j];
+                yv_[j] += hn[j] * Cv[j];
+              }
+            }
+            if (in.has_z) {
+              if (keep_ypre) store_rows(pv, b, k, d0, nd, p, yv_, false);
+    #pragma omp simd
+              for (int j = 0; j < DB; ++j) yv_[j] *= stp.zv[j] * sigmoid_f(stp.zv[j]);
+            }
+            store_rows(yv, b, merge_sum ? 0 : k, d0, nd, p, yv_, merge_sum);
+            if (st && (t + 1) % CHUNK == 0 && t + 1 < sh.L) {
+              float* out = st + (((b * sh.K + k) * n_saved + (t / CHUNK)) * N) * sh.D + d0;
+              for (int64_t n = 0; n < N; ++n)
+                for (int j = 0; j < nd; ++j) out[n * sh.D + j] = h[n * DB + j];
             }
           }
-          if (in.has_z) {
-            if (keep_ypre) store_rows(pv, b, k, d0, nd, p, yv_, false);
-#pragma omp simd
-            for (int j = 0; j < DB; ++j) yv_[j] *= stp.zv[j] * sigmoid_f(stp.zv[j]);
+          if (lst) {
+            float* out = lst + ((b * sh.K + k) * sh.D + d0) * N;
+            for (int j = 0; j < nd; ++j)
+              for (int64_t n = 0; n < N; ++n) out[j * N + n] = h[n * DB + j];
           }
-          store_rows(yv, b, merge_sum ? 0 : k, d0, nd, p, yv_, merge_sum);
-          if (st && (t + 1) % CHUNK == 0 && t + 1 < sh.L) {
-            float* out = st + (((b * sh.K + k) * n_saved + (t / CHUNK)) * sh.N) * sh.D + d0;
-            for (int64_t n = 0; n < sh.N; ++n)
-              for (int j = 0; j < nd; ++j) out[n * sh.D + j] = h[n * DB + j];
-          }
-        }
-        if (lst) {
-          float* out = lst + ((b * sh.K + k) * sh.D + d0) * sh.N;
-          for (int j = 0; j < nd; ++j)
-            for (int64_t n = 0; n < sh.N; ++n) out[j * sh.N + n] = h[n * DB + j];
         }
       }
-    }
-  });
+    });
+  };
+  if (sh.N == 1) run(std::integral_constant<int64_t, 1>{});
+  else run(std::integral_constant<int64_t, 0>{});
   return {y, states, last, ypre};
 }
 
@@ -331,130 +339,137 @@ std::vector<at::Tensor> scan_bwd(at::Tensor gy, c10::optional<at::Tensor> glast,
   if (merge_sum) { gyv.s[3] = gyv.s[2]; gyv.s[2] = gyv.s[1]; gyv.s[1] = 0; }
   const int64_t n_dblocks = (sh.D + DB - 1) / DB;
 
-  at::parallel_for(0, sh.batch * n_dblocks, 1, [&](int64_t begin, int64_t end) {
-    const int tid = at::get_thread_num();
-    float* gB = gB_t.data() + tid * bc_numel;
-    float* gC = gC_t.data() + tid * bc_numel;
-    float* gA = gA_t.data() + tid * kd * sh.N;
-    float* gDsum = gD_t.data() + tid * kd;
-    float* gbsum = gb_t.data() + tid * kd;
-    Params pr;
-    const int64_t NB = sh.N * DB;
-    std::vector<float> H((CHUNK + 1) * NB), Adec(CHUNK * NB), mu(NB), gAloc(NB);
-    std::vector<Step> steps(CHUNK);
-    std::vector<int64_t> pos(CHUNK);
-    float Bv[DB], Cv[DB], g[DB], gdt[DB], guv_[DB], gzv_[DB], gD_[DB], gb_[DB];
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / n_dblocks, d0 = (task % n_dblocks) * DB;
-      const int nd = static_cast<int>(std::min<int64_t>(DB, sh.D - d0));
-      for (int64_t k = 0; k < sh.K; ++k) {
-        load_params(in, sh, k, d0, nd, pr);
-        std::fill(gAloc.begin(), gAloc.end(), 0.0f);
-        std::fill(gD_, gD_ + DB, 0.0f);
-        std::fill(gb_, gb_ + DB, 0.0f);
-        for (int64_t n = 0; n < sh.N; ++n)  // mu after the last step: the gradient of the last state
-          for (int j = 0; j < DB; ++j)
-            mu[n * DB + j] = (glast.has_value() && j < nd)
-                                 ? glv.p[b * glv.s[0] + k * glv.s[1] + (d0 + j) * glv.s[2] + n * glv.s[3]] : 0.0f;
-        const int64_t n_chunks = (sh.L + CHUNK - 1) / CHUNK;
-        for (int64_t c = n_chunks - 1; c >= 0; --c) {
-          const int64_t t0 = c * CHUNK, len = std::min<int64_t>(CHUNK, sh.L - t0);
-          // H[0] = state before the chunk; H[i + 1] = state after its step i
-          for (int64_t n = 0; n < sh.N; ++n)
+  // N = 1 (VMamba) compiled as a constant: its per-state loops vanish
+  auto run = [&](auto fixed_n) {
+    constexpr int64_t kN = decltype(fixed_n)::value;
+    const int64_t N = kN > 0 ? kN : sh.N;
+    at::parallel_for(0, sh.batch * n_dblocks, 1, [&](int64_t begin, int64_t end) {
+      const int tid = at::get_thread_num();
+      float* gB = gB_t.data() + tid * bc_numel;
+      float* gC = gC_t.data() + tid * bc_numel;
+      float* gA = gA_t.data() + tid * kd * N;
+      float* gDsum = gD_t.data() + tid * kd;
+      float* gbsum = gb_t.data() + tid * kd;
+      Params pr;
+      const int64_t NB = N * DB;
+      std::vector<float> H((CHUNK + 1) * NB), Adec(CHUNK * NB), mu(NB), gAloc(NB);
+      std::vector<Step> steps(CHUNK);
+      std::vector<int64_t> pos(CHUNK);
+      float Bv[DB], Cv[DB], g[DB], gdt[DB], guv_[DB], gzv_[DB], gD_[DB], gb_[DB];
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t b = task / n_dblocks, d0 = (task % n_dblocks) * DB;
+        const int nd = static_cast<int>(std::min<int64_t>(DB, sh.D - d0));
+        for (int64_t k = 0; k < sh.K; ++k) {
+          load_params(in, sh, k, d0, nd, pr);
+          std::fill(gAloc.begin(), gAloc.end(), 0.0f);
+          std::fill(gD_, gD_ + DB, 0.0f);
+          std::fill(gb_, gb_ + DB, 0.0f);
+          for (int64_t n = 0; n < N; ++n)  // mu after the last step: the gradient of the last state
             for (int j = 0; j < DB; ++j)
-              H[n * DB + j] = (c > 0 && j < nd)
-                                  ? st[(((b * sh.K + k) * n_saved + (c - 1)) * sh.N + n) * sh.D + d0 + j] : 0.0f;
-          for (int64_t i = 0; i < len; ++i) {
-            pos[i] = position(in.index, k, sh.L, t0 + i);
-            if (t0 + i + PREFETCH < sh.L)
-              prefetch_step(in, gyv, b, k, merge_sum ? 0 : k, d0, position(in.index, k, sh.L, t0 + i + PREFETCH));
-            load_step(in, b, k, d0, nd, pos[i], pr.bias, steps[i]);
-            for (int64_t n = 0; n < sh.N; ++n) {
-              load_bc(in.B, b, k, pr.group, n, pos[i], Bv);
-              const float* hp = H.data() + i * NB + n * DB;
-              float* hn = H.data() + (i + 1) * NB + n * DB;
-              float* an = Adec.data() + i * NB + n * DB;
-              const float* An = pr.A.data() + n * DB;
-#pragma omp simd
-              for (int j = 0; j < DB; ++j) {
-                an[j] = exp_f(steps[i].dt[j] * An[j]);
-                hn[j] = an[j] * hp[j] + steps[i].dtu[j] * Bv[j];
-              }
-            }
-          }
-          for (int64_t i = len - 1; i >= 0; --i) {
-            const Step& s = steps[i];
-            const int64_t p = pos[i];
-            const float* gp = gyv.p + b * gyv.s[0] + (merge_sum ? 0 : k) * gyv.s[1] + d0 * gyv.s[2] + p * gyv.s[3];
-            gather_row(gp, gyv.s[2], nd, g);
-            if (in.has_z) {
-              float yrow[DB];
-              gather_row(pv.p + b * pv.s[0] + k * pv.s[1] + d0 * pv.s[2] + p * pv.s[3], pv.s[2], nd, yrow);
-#pragma omp simd
-              for (int j = 0; j < DB; ++j) {
-                float sz = sigmoid_f(s.zv[j]);
-                gzv_[j] = g[j] * yrow[j] * sz * (1.0f + s.zv[j] * (1.0f - sz));
-                g[j] *= s.zv[j] * sz;
-              }
-            }
-#pragma omp simd
-            for (int j = 0; j < DB; ++j) {
-              gdt[j] = 0.0f;
-              guv_[j] = g[j] * pr.Dv[j];
-              gD_[j] += g[j] * s.u[j];
-            }
-            for (int64_t n = 0; n < sh.N; ++n) {
-              load_bc(in.B, b, k, pr.group, n, p, Bv);
-              load_bc(in.C, b, k, pr.group, n, p, Cv);
-              const float* hp = H.data() + i * NB + n * DB;
-              const float* hn = H.data() + (i + 1) * NB + n * DB;
-              const float* an = Adec.data() + i * NB + n * DB;
-              const float* An = pr.A.data() + n * DB;
-              float* m = mu.data() + n * DB;
-              float* ga = gAloc.data() + n * DB;
-              float lamv[DB], hg[DB];
-#pragma omp simd
-              for (int j = 0; j < DB; ++j) {
-                float lam = Cv[j] * g[j] + m[j];
-                float ah = an[j] * hp[j];
-                gdt[j] += lam * (Bv[j] * s.u[j] + An[j] * ah);
-                guv_[j] += lam * Bv[j] * s.dt[j];
-                ga[j] += lam * s.dt[j] * ah;
-                lamv[j] = lam * s.dtu[j];
-                hg[j] = hn[j] * g[j];
-                m[j] = an[j] * lam;
-              }
-              if (pr.group[0] == pr.group[DB - 1]) {
-                const int64_t o = (((b * sh.K + k) * G + pr.group[0]) * sh.L + p) * sh.N + n;
-                gB[o] += sum_lanes(lamv);
-                gC[o] += sum_lanes(hg);
-              } else {  // the task's channels span several groups of B / C
-                for (int j = 0; j < nd; ++j) {
-                  const int64_t o = (((b * sh.K + k) * G + pr.group[j]) * sh.L + p) * sh.N + n;
-                  gB[o] += lamv[j];
-                  gC[o] += hg[j];
+              mu[n * DB + j] = (glast.has_value() && j < nd)
+                                   ? glv.p[b * glv.s[0] + k * glv.s[1] + (d0 + j) * glv.s[2] + n * glv.s[3]] : 0.0f;
+          const int64_t n_chunks = (sh.L + CHUNK - 1) / CHUNK;
+          for (int64_t c = n_chunks - 1; c >= 0; --c) {
+            const int64_t t0 = c * CHUNK, len = std::min<int64_t>(CHUNK, sh.L - t0);
+            // H[0] = state before the chunk; H[i + 1] = state after its step i
+            for (int64_t n = 0; n < N; ++n)
+              for (int j = 0; j < DB; ++j)
+                H[n * DB + j] = (c > 0 && j < nd)
+                                    ? st[(((b * sh.K + k) * n_saved + (c - 1)) * N + n) * sh.D + d0 + j] : 0.0f;
+            for (int64_t i = 0; i < len; ++i) {
+              pos[i] = position(in.index, k, sh.L, t0 + i);
+              if (t0 + i + PREFETCH < sh.L)
+                prefetch_step(in, gyv, b, k, merge_sum ? 0 : k, d0, position(in.index, k, sh.L, t0 + i + PREFETCH));
+              load_step(in, b, k, d0, nd, pos[i], pr.bias, steps[i]);
+              for (int64_t n = 0; n < N; ++n) {
+                load_bc(in.B, b, k, pr.group, n, pos[i], Bv);
+                const float* hp = H.data() + i * NB + n * DB;
+                float* hn = H.data() + (i + 1) * NB + n * DB;
+                float* an = Adec.data() + i * NB + n * DB;
+                const float* An = pr.A.data() + n * DB;
+    #pragma omp simd
+                for (int j = 0; j < DB; ++j) {
+                  an[j] = exp_f(steps[i].dt[j] * An[j]);
+                  hn[j] = an[j] * hp[j] + steps[i].dtu[j] * Bv[j];
                 }
               }
             }
-#pragma omp simd
-            for (int j = 0; j < DB; ++j) {
-              float gd = in.softplus ? gdt[j] * sigmoid_f(s.raw[j]) : gdt[j];
-              gdt[j] = j < nd ? gd : 0.0f;
-              gb_[j] += gdt[j];
+            for (int64_t i = len - 1; i >= 0; --i) {
+              const Step& s = steps[i];
+              const int64_t p = pos[i];
+              const float* gp = gyv.p + b * gyv.s[0] + (merge_sum ? 0 : k) * gyv.s[1] + d0 * gyv.s[2] + p * gyv.s[3];
+              gather_row(gp, gyv.s[2], nd, g);
+              if (in.has_z) {
+                float yrow[DB];
+                gather_row(pv.p + b * pv.s[0] + k * pv.s[1] + d0 * pv.s[2] + p * pv.s[3], pv.s[2], nd, yrow);
+    #pragma omp simd
+                for (int j = 0; j < DB; ++j) {
+                  float sz = sigmoid_f(s.zv[j]);
+                  gzv_[j] = g[j] * yrow[j] * sz * (1.0f + s.zv[j] * (1.0f - sz));
+                  g[j] *= s.zv[j] * sz;
+                }
+              }
+    #pragma omp simd
+              for (int j = 0; j < DB; ++j) {
+                gdt[j] = 0.0f;
+                guv_[j] = g[j] * pr.Dv[j];
+                gD_[j] += g[j] * s.u[j];
+              }
+              for (int64_t n = 0; n < N; ++n) {
+                load_bc(in.B, b, k, pr.group, n, p, Bv);
+                load_bc(in.C, b, k, pr.group, n, p, Cv);
+                const float* hp = H.data() + i * NB + n * DB;
+                const float* hn = H.data() + (i + 1) * NB + n * DB;
+                const float* an = Adec.data() + i * NB + n * DB;
+                const float* An = pr.A.data() + n * DB;
+                float* m = mu.data() + n * DB;
+                float* ga = gAloc.data() + n * DB;
+                float lamv[DB], hg[DB];
+    #pragma omp simd
+                for (int j = 0; j < DB; ++j) {
+                  float lam = Cv[j] * g[j] + m[j];
+                  float ah = an[j] * hp[j];
+                  gdt[j] += lam * (Bv[j] * s.u[j] + An[j] * ah);
+                  guv_[j] += lam * Bv[j] * s.dt[j];
+                  ga[j] += lam * s.dt[j] * ah;
+                  lamv[j] = lam * s.dtu[j];
+                  hg[j] = hn[j] * g[j];
+                  m[j] = an[j] * lam;
+                }
+                if (pr.group[0] == pr.group[DB - 1]) {
+                  const int64_t o = (((b * sh.K + k) * G + pr.group[0]) * sh.L + p) * N + n;
+                  gB[o] += sum_lanes(lamv);
+                  gC[o] += sum_lanes(hg);
+                } else {  // the task's channels span several groups of B / C
+                  for (int j = 0; j < nd; ++j) {
+                    const int64_t o = (((b * sh.K + k) * G + pr.group[j]) * sh.L + p) * N + n;
+                    gB[o] += lamv[j];
+                    gC[o] += hg[j];
+                  }
+                }
+              }
+    #pragma omp simd
+              for (int j = 0; j < DB; ++j) {
+                float gd = in.softplus ? gdt[j] * sigmoid_f(s.raw[j]) : gdt[j];
+                gdt[j] = j < nd ? gd : 0.0f;
+                gb_[j] += gdt[j];
+              }
+              store_rows(gdv, b, k, d0, nd, p, gdt, false);
+              store_rows(guv, b, shared_u ? 0 : k, d0, nd, p, guv_, true);
+              if (in.has_z) store_rows(gzv, b, (z->size(1) == 1) ? 0 : k, d0, nd, p, gzv_, true);
             }
-            store_rows(gdv, b, k, d0, nd, p, gdt, false);
-            store_rows(guv, b, shared_u ? 0 : k, d0, nd, p, guv_, true);
-            if (in.has_z) store_rows(gzv, b, (z->size(1) == 1) ? 0 : k, d0, nd, p, gzv_, true);
+          }
+          for (int j = 0; j < nd; ++j) {
+            gDsum[k * sh.D + d0 + j] += gD_[j];
+            gbsum[k * sh.D + d0 + j] += gb_[j];
+            for (int64_t n = 0; n < N; ++n) gA[(k * sh.D + d0 + j) * N + n] += gAloc[n * DB + j];
           }
         }
-        for (int j = 0; j < nd; ++j) {
-          gDsum[k * sh.D + d0 + j] += gD_[j];
-          gbsum[k * sh.D + d0 + j] += gb_[j];
-          for (int64_t n = 0; n < sh.N; ++n) gA[(k * sh.D + d0 + j) * sh.N + n] += gAloc[n * DB + j];
-        }
       }
-    }
-  });
+    });
+  };
+  if (sh.N == 1) run(std::integral_constant<int64_t, 1>{});
+  else run(std::integral_constant<int64_t, 0>{});
 
   auto sum_threads = [&](std::vector<float>& buf, int64_t numel, at::IntArrayRef shape) {
     at::Tensor out = at::zeros(shape, f32);
