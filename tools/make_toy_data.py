@@ -1,10 +1,8 @@
 #!/usr/bin/env python
 """Writes the toy COCO / ADE20K / MOT17 / YouTube-VIS sets used by the OpenMMLab toy configs.
 
-    python tools/make_toy_data.py --out data/toy [--seed 0]
-
-then train a toy config on them, e.g.
-    python tools/mm_train.py configs/detection/toy/mask-rcnn_vmamba-toy_fpn_coco.py --data-root data/toy
+A thin caller of ``vision_ssm.cli.make_toy_data`` (installed: ``vssm-make-toy-data``), whose
+docstring, like ``python tools/make_toy_data.py --help``, gives the usage and examples.
 """
 import sys
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Writes BENCHMARKS.md from the committed result files in vision_ssm/bench/results/.
 
-    python tools/render_benchmarks.py            # rewrite BENCHMARKS.md
-    python tools/render_benchmarks.py --check    # exit 1 if BENCHMARKS.md is out of date
+A thin caller of ``vision_ssm.cli.render_benchmarks`` (installed: ``vssm-render-benchmarks``), whose
+docstring, like ``python tools/render_benchmarks.py --help``, gives the usage and examples.
 """
 import sys
 

@@ -2,7 +2,8 @@
 """Tunes the Triton selective-scan launch settings on this GPU and writes the table the kernels
 read (vision_ssm/ops/selective_scan/tuned_configs.json), plus every timing to --out.
 
-    python tools/tune_kernels.py --out outputs/tune            # about a minute on an H100
+A thin caller of ``vision_ssm.cli.tune_kernels`` (installed: ``vssm-tune-kernels``), whose
+docstring, like ``python tools/tune_kernels.py --help``, gives the usage and examples.
 """
 import sys
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Draw every scan strategy's token orders as PNGs (one per strategy, plus overview.png).
 
-    python tools/visualize_scans.py --out work_dirs/scans --size 8 8
-    python tools/visualize_scans.py --out work_dirs/scans --scans cross hilbert --photo
+A thin caller of ``vision_ssm.cli.visualize_scans`` (installed: ``vssm-visualize-scans``), whose
+docstring, like ``python tools/visualize_scans.py --help``, gives the usage and examples.
 """
 import sys
 
