@@ -129,7 +129,8 @@ def markdown(results: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
         for run in result["runs"]:
             runs[run["config"]], source[run["config"]] = run, i
         twins.update({t["config"]: t for t in result["twins"]})
-    order = [t.config for t in TWINS if t.config in twins] + [c for c in twins if c not in {t.config for t in TWINS}]
+    known = [t.config for t in TWINS]
+    order = [c for c in known if c in twins] + [c for c in twins if c not in known]
     shown = [twins[c] for c in order if c in runs]
     used = sorted({source[c] for t in shown for c in (t["config"], t["control"]) if c in runs})
     lines = [f"Measured by `{results[i]['command']}` on {results[i]['date']} ({results[i]['device']}, "
@@ -156,12 +157,10 @@ def markdown(results: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
 
 
 def committed_results(results_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """Every committed toy-twins result file (``*_cpu_toy_twins*.json``), oldest first."""
-    import json
-    if results_dir is None:
-        from ..bench.render import RESULTS_DIR as results_dir
-    paths = sorted(Path(results_dir).glob("*_cpu_toy_twins*.json"), key=lambda p: (p.name[:10], p.stat().st_mtime))
-    return [json.loads(p.read_text()) for p in paths]
+    """Every committed toy-twins result file (``DATE_cpu_toy_twins*.json``), oldest first."""
+    from ..bench.render import RESULTS_DIR, load_results
+    results = load_results(Path(results_dir) if results_dir is not None else RESULTS_DIR)  # sorted by name
+    return [r for name, r in results.items() if "_cpu_toy_twins" in name]
 
 
 def below_target(result: Mapping[str, Any]) -> list[str]:

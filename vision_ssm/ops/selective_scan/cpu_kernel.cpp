@@ -78,6 +78,15 @@ inline float sum_lanes(const float* v) {
   return t[0];
 }
 
+// body(std::integral_constant<int64_t, 1>) when n == 1, so that N = 1 (VMamba) is compiled as a
+// constant and its per-state loops vanish; body(std::integral_constant<int64_t, 0>) (N at run time)
+// otherwise.
+template <class Body>
+void with_state_count(int64_t n, Body&& body) {
+  if (n == 1) body(std::integral_constant<int64_t, 1>{});
+  else body(std::integral_constant<int64_t, 0>{});
+}
+
 // A strided float tensor of up to 5 dims, indexed with int64 strides (missing dims have stride 0).
 struct View {
   const float* p = nullptr;
@@ -242,10 +251,8 @@ std::vector<at::Tensor> scan_fwd(at::Tensor u, at::Tensor delta, at::Tensor A, a
   float* lst = want_last ? last.data_ptr<float>() : nullptr;
   const int64_t n_dblocks = (sh.D + DB - 1) / DB;
 
-  // N = 1 (VMamba) compiled as a constant: its per-state loops vanish
-  auto run = [&](auto fixed_n) {
-    constexpr int64_t kN = decltype(fixed_n)::value;
-    const int64_t N = kN > 0 ? kN : sh.N;
+  with_state_count(sh.N, [&](auto fixed_n) {
+    const int64_t N = decltype(fixed_n)::value > 0 ? decltype(fixed_n)::value : sh.N;
     at::parallel_for(0, sh.batch * n_dblocks, 1, [&](int64_t begin, int64_t end) {
       Params pr;
       Step stp;
@@ -262,14 +269,14 @@ std::vector<at::Tensor> scan_fwd(at::Tensor u, at::Tensor delta, at::Tensor A, a
             if (t + PREFETCH < sh.L)
               prefetch_step(in, yv, b, k, merge_sum ? 0 : k, d0, position(in.index, k, sh.L, t + PREFETCH));
             load_step(in, b, k, d0, nd, p, pr.bias, stp);
-    #pragma omp simd
+#pragma omp simd
             for (int j = 0; j < DB; ++j) yv_[j] = pr.Dv[j] * stp.u[j];
             for (int64_t n = 0; n < N; ++n) {
               load_bc(in.B, b, k, pr.group, n, p, Bv);
               load_bc(in.C, b, k, pr.group, n, p, Cv);
               float* hn = h.data() + n * DB;
               const float* An = pr.A.data() + n * DB;
-    #pragma omp simd
+#pragma omp simd
               for (int j = 0; j < DB; ++j) {
                 hn[j] = exp_f(stp.dt[j] * An[j]) * hn[j] + stp.dtu[j] * Bv[j];
                 yv_[j] += hn[j] * Cv[j];
@@ -277,7 +284,7 @@ std::vector<at::Tensor> scan_fwd(at::Tensor u, at::Tensor delta, at::Tensor A, a
             }
             if (in.has_z) {
               if (keep_ypre) store_rows(pv, b, k, d0, nd, p, yv_, false);
-    #pragma omp simd
+#pragma omp simd
               for (int j = 0; j < DB; ++j) yv_[j] *= stp.zv[j] * sigmoid_f(stp.zv[j]);
             }
             store_rows(yv, b, merge_sum ? 0 : k, d0, nd, p, yv_, merge_sum);
@@ -295,9 +302,7 @@ std::vector<at::Tensor> scan_fwd(at::Tensor u, at::Tensor delta, at::Tensor A, a
         }
       }
     });
-  };
-  if (sh.N == 1) run(std::integral_constant<int64_t, 1>{});
-  else run(std::integral_constant<int64_t, 0>{});
+  });
   return {y, states, last, ypre};
 }
 
@@ -339,10 +344,8 @@ std::vector<at::Tensor> scan_bwd(at::Tensor gy, c10::optional<at::Tensor> glast,
   if (merge_sum) { gyv.s[3] = gyv.s[2]; gyv.s[2] = gyv.s[1]; gyv.s[1] = 0; }
   const int64_t n_dblocks = (sh.D + DB - 1) / DB;
 
-  // N = 1 (VMamba) compiled as a constant: its per-state loops vanish
-  auto run = [&](auto fixed_n) {
-    constexpr int64_t kN = decltype(fixed_n)::value;
-    const int64_t N = kN > 0 ? kN : sh.N;
+  with_state_count(sh.N, [&](auto fixed_n) {
+    const int64_t N = decltype(fixed_n)::value > 0 ? decltype(fixed_n)::value : sh.N;
     at::parallel_for(0, sh.batch * n_dblocks, 1, [&](int64_t begin, int64_t end) {
       const int tid = at::get_thread_num();
       float* gB = gB_t.data() + tid * bc_numel;
@@ -387,7 +390,7 @@ std::vector<at::Tensor> scan_bwd(at::Tensor gy, c10::optional<at::Tensor> glast,
                 float* hn = H.data() + (i + 1) * NB + n * DB;
                 float* an = Adec.data() + i * NB + n * DB;
                 const float* An = pr.A.data() + n * DB;
-    #pragma omp simd
+#pragma omp simd
                 for (int j = 0; j < DB; ++j) {
                   an[j] = exp_f(steps[i].dt[j] * An[j]);
                   hn[j] = an[j] * hp[j] + steps[i].dtu[j] * Bv[j];
@@ -402,14 +405,14 @@ std::vector<at::Tensor> scan_bwd(at::Tensor gy, c10::optional<at::Tensor> glast,
               if (in.has_z) {
                 float yrow[DB];
                 gather_row(pv.p + b * pv.s[0] + k * pv.s[1] + d0 * pv.s[2] + p * pv.s[3], pv.s[2], nd, yrow);
-    #pragma omp simd
+#pragma omp simd
                 for (int j = 0; j < DB; ++j) {
                   float sz = sigmoid_f(s.zv[j]);
                   gzv_[j] = g[j] * yrow[j] * sz * (1.0f + s.zv[j] * (1.0f - sz));
                   g[j] *= s.zv[j] * sz;
                 }
               }
-    #pragma omp simd
+#pragma omp simd
               for (int j = 0; j < DB; ++j) {
                 gdt[j] = 0.0f;
                 guv_[j] = g[j] * pr.Dv[j];
@@ -425,7 +428,7 @@ std::vector<at::Tensor> scan_bwd(at::Tensor gy, c10::optional<at::Tensor> glast,
                 float* m = mu.data() + n * DB;
                 float* ga = gAloc.data() + n * DB;
                 float lamv[DB], hg[DB];
-    #pragma omp simd
+#pragma omp simd
                 for (int j = 0; j < DB; ++j) {
                   float lam = Cv[j] * g[j] + m[j];
                   float ah = an[j] * hp[j];
@@ -448,7 +451,7 @@ std::vector<at::Tensor> scan_bwd(at::Tensor gy, c10::optional<at::Tensor> glast,
                   }
                 }
               }
-    #pragma omp simd
+#pragma omp simd
               for (int j = 0; j < DB; ++j) {
                 float gd = in.softplus ? gdt[j] * sigmoid_f(s.raw[j]) : gdt[j];
                 gdt[j] = j < nd ? gd : 0.0f;
@@ -467,9 +470,7 @@ std::vector<at::Tensor> scan_bwd(at::Tensor gy, c10::optional<at::Tensor> glast,
         }
       }
     });
-  };
-  if (sh.N == 1) run(std::integral_constant<int64_t, 1>{});
-  else run(std::integral_constant<int64_t, 0>{});
+  });
 
   auto sum_threads = [&](std::vector<float>& buf, int64_t numel, at::IntArrayRef shape) {
     at::Tensor out = at::zeros(shape, f32);
